@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "flowengine.emulator.cli:emulator_command",
     "login": "flowengine.login_cli:login_command",
     "run": "flowengine.run_cli:run_command",
-    "validate": "flowengine.run_cli:validate_command",
+    "validate": "flowengine.validate_cli:validate_command",
     "graph": "flowengine.machine:graph_command",
 }
 
