@@ -6,8 +6,9 @@ file with ``write()``; with ``synchronous=NORMAL`` SQLite does not ``fsync`` it,
 pages sit in the kernel's page cache, which belongs to the kernel and not to the process:
 a SIGKILL (or any crash of the process) loses nothing, and the next open replays the WAL.
 Only a crash of the operating system or a power cut can lose the last commits; pass
-``synchronous="FULL"`` to ``fsync`` the WAL on every commit against that too (measured:
-about 10 µs per put with NORMAL, 0.1 to 1 ms with FULL, depending on the disk).
+``synchronous="FULL"`` to ``fsync`` the WAL on every commit against that too. Measured on
+the development VM (1,000 users): a put costs 12 µs with NORMAL (14 µs encrypted) and
+0.25 ms with FULL; a cached get 2.3 µs, an uncached one 10 µs (12 µs encrypted).
 
 Sharing. The store is synchronous and never awaits, so asyncio tasks of one thread may
 share it; a lock also makes it safe across threads. Several processes on one machine may
@@ -16,7 +17,7 @@ take turns on SQLite's write lock and wait up to ``timeout`` seconds for it. WAL
 shared memory, so the file must not be on a network filesystem.
 
 Reads. ``get`` answers from an in-process cache. Before each ``get`` the store asks SQLite
-for ``PRAGMA data_version`` (about 2 µs), which changes when another connection or process
+for ``PRAGMA data_version`` (under 2 µs), which changes when another connection or process
 commits; the cache is then dropped, so a ``get`` always sees the newest committed record.
 
 Encryption. With a key, each record (everything but the username, which is the row's key)
@@ -198,7 +199,7 @@ class SQLiteCredentials:
         except sqlite3.Error as exc:
             raise self._error("cannot open it", exc) from exc
         try:
-            self._aead = self._setup(conn, key, synchronous)
+            self._aead = self._setup(conn, key, synchronous, timeout)
         except BaseException:
             conn.close()
             raise
@@ -241,22 +242,37 @@ class SQLiteCredentials:
         return CredentialStoreError(f"credential store {self._path}: {action}{detail}")
 
     def _setup(
+        self, conn: sqlite3.Connection, key: bytes | str | None, synchronous: str, timeout: float
+    ) -> AESGCM | None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers "busy"
+        # at once (without its busy handler) when two processes race for it: retry.
+        deadline = time.monotonic() + timeout
+        for attempt in range(1_000_000):
+            try:
+                return self._setup_once(conn, key, synchronous)
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise self._error("cannot open it", exc) from exc
+            except sqlite3.Error as exc:
+                raise self._error("cannot open it", exc) from exc
+            time.sleep(min(0.001 * 2**attempt, 0.05))
+        raise self._error("cannot open it: still busy")
+
+    def _setup_once(
         self, conn: sqlite3.Connection, key: bytes | str | None, synchronous: str
     ) -> AESGCM | None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise self._error(f"cannot use WAL journal mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise self._error(f"cannot use WAL journal mode (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                aead = self._open_or_create(conn, key)
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.Error as exc:
-            raise self._error("cannot open it", exc) from exc
+            aead = self._open_or_create(conn, key)
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         return aead
 
     def _open_or_create(self, conn: sqlite3.Connection, key: bytes | str | None) -> AESGCM | None:
