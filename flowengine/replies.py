@@ -182,6 +182,8 @@ def classify(status: int, error: str, error_description: str) -> ErrorKind:
         if "already enrolled" in error_description.lower():
             return ErrorKind.ALREADY_ENROLLED
         return ErrorKind.UNAUTHORIZED if status == 401 else ErrorKind.ACCESS_DENIED
+    if error == "invalid_token" and "expired" in error_description.lower():
+        return ErrorKind.EXPIRED_TOKEN
     kind = _BY_ERROR.get(error)
     if kind is not None:
         return kind
