@@ -256,7 +256,7 @@ class SQLiteCredentials:
                     raise self._error("cannot open it", exc) from exc
             except sqlite3.Error as exc:
                 raise self._error("cannot open it", exc) from exc
-            time.sleep(min(0.001 * 2**attempt, 0.05))
+            time.sleep(0.001 * 2 ** min(attempt, 5))
         raise self._error("cannot open it: still busy")
 
     def _setup_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
@@ -11,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +163,37 @@ def test_get_miss_sees_another_connections_insert(path: Path) -> None:
         assert reader.get("carol") is None
         writer.put(user("carol"))
         assert reader.get("carol") == user("carol")
+
+
+def test_shared_by_asyncio_tasks(store: SQLiteCredentials) -> None:
+    """Tasks of one loop interleaving puts and gets each read their own newest record."""
+
+    async def rotate(name: str) -> None:
+        for round_ in range(50):
+            store.put(user(name, recovery_code=f"RC{round_}"))
+            await asyncio.sleep(0)
+            assert store.get(name) == user(name, recovery_code=f"RC{round_}")
+
+    async def main() -> None:
+        await asyncio.gather(*(rotate(f"u{i}") for i in range(20)))
+
+    asyncio.run(main())
+    assert [r.recovery_code for r in store.all()] == ["RC49"] * 20
+
+
+def test_shared_by_threads(store: SQLiteCredentials) -> None:
+    """Threads writing their own users through one store all succeed."""
+
+    def write(prefix: str) -> None:
+        for i in range(200):
+            store.put(user(f"{prefix}{i:03d}"))
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in "abcd"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(store) == 800
 
 
 def test_synchronous_full_stores(tmp_path: Path) -> None:
