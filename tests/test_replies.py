@@ -116,8 +116,10 @@ class Fixture:
 
     @property
     def path(self) -> str:
-        """The request path the fixture answers (the first, if it lists several)."""
-        return self.endpoint.split("|")[0].split()[1]
+        """The request path the fixture answers (the first of several; "any MFA endpoint":
+        /mfa/challenge)."""
+        method, _, rest = self.endpoint.split("|")[0].partition(" ")
+        return rest.split()[0] if method in ("GET", "POST", "DELETE") else "/mfa/challenge"
 
 
 def load_fixtures() -> list[Fixture]:
