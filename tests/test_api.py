@@ -13,6 +13,8 @@ import aiohttp
 import attrs
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 from pytest_aiohttp import AiohttpRawServer
 
@@ -644,3 +646,123 @@ async def test_repr_hides_secret(session: aiohttp.ClientSession) -> None:
     """The client's repr shows no secret."""
     client = AuthClient(session, "t.example.test", client_id="c", client_secret="TOPSECRET")
     assert "TOPSECRET" not in repr(client)
+
+
+# --- hypothesis: malformed answers on the wire ------------------------------------------------
+
+
+@attrs.define
+class Scripted:
+    """A TCP server that answers each request with the next scripted bytes, then closes."""
+
+    reply: bytes = b""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read one request (head and body), write ``reply``, close."""
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    await reader.readexactly(int(value))
+            writer.write(self.reply)
+            await writer.drain()
+        writer.close()
+
+
+def http_answer(status: int, content_type: str, body: bytes, cut: int) -> bytes:
+    """An HTTP/1.1 answer whose body is cut short by ``cut`` bytes."""
+    head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + body[: max(0, len(body) - cut)]
+
+
+json_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "access_token",
+                    "token_type",
+                    "expires_in",
+                    "error",
+                    "error_description",
+                    "mfa_token",
+                    "mfa_requirements",
+                    "id",
+                    "authenticator_type",
+                    "active",
+                    "oob_channel",
+                    "oob_code",
+                    "secret",
+                    "challenge_type",
+                    "code",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=10,
+).map(lambda value: jsonio.dumps(value))
+
+answers = st.one_of(
+    st.builds(
+        http_answer,
+        st.integers(200, 599),
+        st.sampled_from(
+            ["application/json", "application/json; charset=utf-8", "text/html", "text/plain", ""]
+        ),
+        json_bodies | st.binary(max_size=40),
+        st.sampled_from([0, 0, 0, 1, 5]),
+    ),
+    st.binary(max_size=60),
+)
+
+CALLS: dict[str, Callable[[AuthClient], Awaitable[object]]] = {
+    "password": lambda c: c.password_grant("u", "pw"),
+    "otp": lambda c: c.otp_grant("m", "123456"),
+    "list": lambda c: c.list_authenticators("m"),
+    "associate": lambda c: c.associate("m", authenticator_types=["otp"]),
+    "challenge": lambda c: c.challenge("m"),
+    "delete": lambda c: c.delete_authenticator("at", "totp|dev_1"),
+    "userinfo": lambda c: c.userinfo("at"),
+    "jwks": lambda c: c.jwks(),
+}
+
+REPLY_TYPES = (TokenSet, MfaRequired, ErrorReply, list, Association, Challenge, dict, type(None))
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[Scripted, AuthClient]]:
+    """A Scripted server and a client on a pool that never reuses a connection."""
+    script = Scripted()
+    server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with server, aiohttp.ClientSession(connector=connector) as session:
+        url = f"http://127.0.0.1:{port}"
+        yield script, AuthClient(session, url, client_id="c", client_secret="s", request_timeout=5)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(answer=answers, call=st.sampled_from(sorted(CALLS)))
+async def test_malformed_answers_raise_only_typed_errors(
+    scripted: tuple[Scripted, AuthClient], answer: bytes, call: str
+) -> None:
+    """Any answer bytes give a reply, an ErrorReply or a ProtocolError/TransportError."""
+    script, client = scripted
+    script.reply = answer
+    outcome: object
+    try:
+        outcome = await CALLS[call](client)
+    except (ProtocolError, TransportError) as exc:
+        outcome = exc
+    assert isinstance(outcome, (*REPLY_TYPES, ProtocolError, TransportError))
