@@ -1,0 +1,540 @@
+"""A scenario file: what to log in to, who, with which factors, how hard, and what must hold.
+
+:func:`load_scenario` reads a YAML file; :func:`parse_scenario` checks already-loaded data.
+Either returns a :class:`Scenario` or raises one :class:`ScenarioError` naming the file,
+the key path and what was expected. The format is documented in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+import attrs
+
+from flowengine.errors import ScenarioError
+from flowengine.spec._read import Reader, describe, item_path, key_path, one_of
+from flowengine.spec._yaml import read_yaml
+from flowengine.spec.hooks import check_threshold, known_factors
+from flowengine.spec.journeys import Journey, parse_journeys
+from flowengine.spec.load import ClosedLoad, LoadSpec, parse_load
+from flowengine.spec.users import ListedUsers, PatternUsers, UserSource, parse_users
+
+__all__ = [
+    "DEFAULT_CREDENTIALS",
+    "DEFAULT_POPULATION",
+    "FactorMix",
+    "PushPolicy",
+    "Scenario",
+    "Target",
+    "TimeoutSpec",
+    "load_scenario",
+    "parse_scenario",
+]
+
+DEFAULT_CREDENTIALS = "sqlite:///.flowengine/credentials.db"
+"""Where credentials are kept when the scenario does not say (relative to the CWD)."""
+
+DEFAULT_POPULATION = PatternUsers(
+    pattern="user{n}@example.test", password="Passw0rd!{n}", count=10_000, phone="+1555{n:07d}"
+)
+"""The embedded emulator's generated users, used when a scenario without target has no users."""
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Scenario files larger than this are refused."""
+
+_TOP_KEYS = (
+    "credentials",
+    "description",
+    "emulator",
+    "enrollment",
+    "factors",
+    "journeys",
+    "load",
+    "name",
+    "push",
+    "seed",
+    "target",
+    "thresholds",
+    "timeouts",
+    "users",
+)
+_TARGET_KEYS = (
+    "audience",
+    "auth_method",
+    "base_url",
+    "ca_bundle",
+    "client_id",
+    "client_secret",
+    "domain",
+    "realm",
+    "scope",
+)
+_AUTH_METHODS: tuple[Literal["client_secret_post", "client_secret_basic", "none"], ...] = (
+    "client_secret_basic",
+    "client_secret_post",
+    "none",
+)
+_PushMode: TypeAlias = Literal["approve", "reject", "never", "manual"]
+_PUSH_MODES: tuple[_PushMode, ...] = ("approve", "manual", "never", "reject")
+_ENROLLMENT: tuple[Literal["enroll", "require-enrolled"], ...] = ("enroll", "require-enrolled")
+_NO_VERIFY_KEYS = frozenset(
+    {"insecure", "ssl_verify", "tls_verify", "verify", "verify_ssl", "verify_tls"}
+)
+
+
+@attrs.frozen(kw_only=True)
+class Target:
+    """An Auth0 tenant (or an emulator reached over the network). Its repr shows no secret."""
+
+    base_url: str
+    """``https://tenant.eu.auth0.com`` (no trailing slash); plain http only for loopback hosts."""
+    client_id: str
+    client_secret: str | None = attrs.field(default=None, repr=False)
+    auth_method: Literal["client_secret_post", "client_secret_basic", "none"] = "client_secret_post"
+    audience: str | None = None
+    scope: str | None = None
+    """Space-separated scopes; None: none sent (the tenant's defaults)."""
+    realm: str | None = None
+    """A connection name: use the password-realm grant."""
+    ca_bundle: Path | None = None
+    """Extra CA certificates (PEM) to trust; TLS verification is always on."""
+
+    @property
+    def host(self) -> str:
+        """The host name or address in ``base_url``."""
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the target is on this machine (localhost, 127.0.0.0/8, ::1)."""
+        return _is_loopback(self.host)
+
+
+@attrs.frozen(kw_only=True)
+class FactorMix:
+    """Which factor each flow uses: weights per factor name."""
+
+    weights: tuple[tuple[str, float], ...]
+    """(factor, weight) pairs; weights are relative, zero means never."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The factors with a positive weight."""
+        return tuple(name for name, weight in self.weights if weight > 0)
+
+    def share(self, factor: str) -> float:
+        """The fraction of flows that use ``factor``."""
+        total = sum(weight for _, weight in self.weights)
+        return sum(weight for name, weight in self.weights if name == factor) / total
+
+    def choose(self, rng: random.Random) -> str:
+        """One factor, drawn by weight."""
+        names = [name for name, _ in self.weights]
+        return rng.choices(names, weights=[weight for _, weight in self.weights])[0]
+
+
+@attrs.frozen(kw_only=True)
+class PushPolicy:
+    """How push notifications are answered on the emulator."""
+
+    mode: _PushMode
+    """``manual``: by hand on a phone (or through the control API by someone else)."""
+    after: float = 0.0
+    """Seconds between the push and its automatic answer (approve and reject)."""
+
+
+@attrs.frozen(kw_only=True)
+class TimeoutSpec:
+    """How long things may take, in seconds."""
+
+    request: float = 10.0
+    """One HTTP request."""
+    step: float | None = None
+    """One step of a flow (a grant, a push wait); None: bounded by the flow only."""
+    flow: float = 60.0
+    """One whole flow, from the password grant to the tokens."""
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """A validated scenario file."""
+
+    source: str
+    """The file as named by the user (for messages and reports)."""
+    base_dir: Path
+    """The file's directory: relative paths inside it resolve against it."""
+    name: str
+    description: str = ""
+    target: Target | None = None
+    """None: the embedded emulator, started in-process by the runner."""
+    users: UserSource
+    """Who logs in (an empty list when only journeys with their own users run)."""
+    factors: FactorMix
+    enrollment: Literal["enroll", "require-enrolled"] = "enroll"
+    """``enroll``: enroll the chosen factor on first login; ``require-enrolled``: fail instead."""
+    push: PushPolicy
+    load: LoadSpec | None = None
+    """None: only the journeys run."""
+    timeouts: TimeoutSpec = TimeoutSpec()
+    thresholds: tuple[str, ...] = ()
+    """k6-style conditions such as ``p95(flow) < 800ms``, parsed by flowengine.thresholds."""
+    credentials: str = DEFAULT_CREDENTIALS
+    """``memory`` or ``sqlite:///path``, for ``flowengine.credstore.open_store``."""
+    seed: int | None = None
+    emulator_settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    """Overrides for the embedded emulator's tenant settings, passed through unchecked."""
+    journeys: tuple[Journey, ...] = ()
+
+    @property
+    def uses_emulator(self) -> bool:
+        """Whether the runner starts the embedded emulator."""
+        return self.target is None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_url(r: Reader, data: dict[str, Any], path: str) -> str:
+    if "base_url" in data and "domain" in data:
+        raise r.error(key_path(path, "domain"), "give base_url or domain, not both")
+    if "base_url" not in data and "domain" not in data:
+        raise r.error(path, "missing 'base_url' (https://tenant.eu.auth0.com) or 'domain'")
+    key = "base_url" if "base_url" in data else "domain"
+    where = key_path(path, key)
+    what = (
+        "a URL like https://tenant.eu.auth0.com"
+        if key == "base_url"
+        else "a domain like tenant.eu.auth0.com"
+    )
+    text = r.string(data[key], where, what=what)
+    if key == "domain":
+        if "/" in text or "@" in text:
+            raise r.error(
+                where,
+                f"expected {what} (no scheme or path; or use base_url), got {describe(data[key])}",
+            )
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        raise r.error(where, f"expected {what}, got {describe(data[key])}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise r.error(where, f"expected {what}, got {describe(data[key])}")
+    if "@" in parts.netloc:
+        raise r.error(where, "must not contain credentials; give client_id and client_secret")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise r.error(where, f"expected {what} without a path, query or fragment")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise r.error(
+            where,
+            "plain http is allowed only for loopback hosts (localhost, 127.0.0.1, ::1); use https",
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _target(r: Reader, value: Any, path: str) -> Target:
+    data = r.mapping(
+        value, path, what="a mapping (base_url or domain, client_id, client_secret...)"
+    )
+    for key in data:
+        if key in _NO_VERIFY_KEYS:
+            raise r.error(
+                key_path(path, key),
+                "TLS verification is always on and cannot be turned off;"
+                " give ca_bundle to trust a private CA",
+            )
+    r.check_keys(data, path, _TARGET_KEYS, required=("client_id",))
+    base_url = _base_url(r, data, path)
+    client_id = r.string(data["client_id"], key_path(path, "client_id"), what="a client id")
+    auth_method = r.choice(
+        data.get("auth_method", "client_secret_post"),
+        key_path(path, "auth_method"),
+        _AUTH_METHODS,
+        what="auth_method",
+    )
+    secret = r.optional_string(
+        data.get("client_secret"),
+        key_path(path, "client_secret"),
+        what="a client secret (e.g. ${AUTH0_CLIENT_SECRET})",
+        secret=True,
+    )
+    if auth_method == "none" and secret is not None:
+        raise r.error(
+            key_path(path, "client_secret"), "auth_method none sends no secret; remove it"
+        )
+    if auth_method != "none" and secret is None:
+        raise r.error(
+            path,
+            f"missing 'client_secret' (needed by auth_method {auth_method});"
+            " write client_secret: ${AUTH0_CLIENT_SECRET}",
+        )
+    ca_bundle = None
+    if data.get("ca_bundle") is not None:
+        ca_bundle = r.file(data["ca_bundle"], key_path(path, "ca_bundle"), what="a PEM file name")
+    optional = {
+        key: r.optional_string(data.get(key), key_path(path, key), what=what)
+        for key, what in (
+            ("audience", "an API identifier"),
+            ("scope", "space-separated scopes"),
+            ("realm", "a connection name"),
+        )
+    }
+    return Target(
+        base_url=base_url,
+        client_id=client_id,
+        client_secret=secret,
+        auth_method=auth_method,
+        ca_bundle=ca_bundle,
+        **optional,
+    )
+
+
+def _factors(r: Reader, value: Any, path: str) -> FactorMix:
+    known = known_factors()
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        if not value:
+            raise r.error(
+                path, f"expected at least one factor ({one_of(known)}), got an empty list"
+            )
+        names = [
+            r.choice(item, item_path(path, index), known, what="factor")
+            for index, item in enumerate(value)
+        ]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise r.error(item_path(path, index), f"{name} is listed twice")
+        return FactorMix(weights=tuple((name, 1.0) for name in names))
+    data = r.mapping(
+        value, path, what="a mapping of factor weights, a list of factors or one factor"
+    )
+    if not data:
+        raise r.error(path, f"expected at least one factor ({one_of(known)}), got an empty mapping")
+    r.check_keys(data, path, known)
+    weights = tuple(
+        (
+            name,
+            r.number(
+                weight, key_path(path, name), what="a weight (a number, 0 or more)", maximum=1e6
+            ),
+        )
+        for name, weight in data.items()
+    )
+    if not any(weight > 0 for _, weight in weights):
+        raise r.error(path, "at least one factor needs a positive weight")
+    return FactorMix(weights=weights)
+
+
+def _push(r: Reader, value: Any, path: str, *, default: _PushMode) -> PushPolicy:
+    modes = _PUSH_MODES
+    if value is None:
+        return PushPolicy(mode=default)
+    if isinstance(value, str):
+        value = {"mode": value}
+    data = r.mapping(
+        value, path, what=f"a push answer ({one_of(modes)}) or a mapping with mode and after"
+    )
+    r.check_keys(data, path, ("after", "mode"), required=("mode",))
+    mode = r.choice(data["mode"], key_path(path, "mode"), modes, what="push mode")
+    after = 0.0
+    if "after" in data:
+        if mode not in ("approve", "reject"):
+            raise r.error(
+                key_path(path, "after"), f"applies to approve and reject only, not {mode}"
+            )
+        after = r.duration(
+            data["after"], key_path(path, "after"), what="a duration", positive=False
+        )
+    return PushPolicy(mode=mode, after=after)
+
+
+def _timeouts(r: Reader, value: Any, path: str) -> TimeoutSpec:
+    data = r.mapping(value, path, what="a mapping with request, step and flow durations")
+    r.check_keys(data, path, ("flow", "request", "step"))
+    found = {
+        key: r.duration(data[key], key_path(path, key), what="a positive duration")
+        for key in ("request", "step", "flow")
+        if data.get(key) is not None
+    }
+    timeouts = TimeoutSpec(**found)
+    for key in ("request", "step"):
+        limit = getattr(timeouts, key)
+        if limit is not None and limit > timeouts.flow:
+            raise r.error(
+                key_path(path, key), f"is longer than the flow timeout ({timeouts.flow:g}s)"
+            )
+    return timeouts
+
+
+def _thresholds(r: Reader, value: Any, path: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else r.items(value, path, what="a list of thresholds")
+    thresholds = []
+    for index, item in enumerate(items):
+        where = item_path(path, index)
+        text = r.string(item, where, what="a threshold like 'p95(flow) < 800ms'")
+        try:
+            check_threshold(text)
+        except ValueError as exc:
+            raise r.error(where, str(exc) or f"invalid threshold {describe(item)}") from None
+        thresholds.append(text)
+    return tuple(thresholds)
+
+
+def _credentials(r: Reader, value: Any, path: str) -> str:
+    what = (
+        "memory or sqlite:///path (relative to the current directory; sqlite:////abs for absolute)"
+    )
+    text = r.string(value, path, what=what)
+    if text == "memory" or (text.startswith("sqlite:///") and len(text) > len("sqlite:///")):
+        return text
+    raise r.error(path, f"expected {what}, got {describe(value)}")
+
+
+def _plain(r: Reader, value: Any, path: str, budget: list[int], depth: int = 0) -> Any:
+    """A copy of free-form YAML with strings expanded; refuses non-plain values and bombs."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > 32:
+        raise r.error(path, "too large or too deeply nested")
+    if isinstance(value, str):
+        return r.expand(value, path)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list):
+        return [
+            _plain(r, item, item_path(path, i), budget, depth + 1) for i, item in enumerate(value)
+        ]
+    if isinstance(value, dict):
+        data = r.mapping(value, path)
+        return {
+            key: _plain(r, item, key_path(path, key), budget, depth + 1)
+            for key, item in data.items()
+        }
+    raise r.error(
+        path, f"expected strings, numbers, booleans, lists or mappings, got {describe(value)}"
+    )
+
+
+def _emulator(r: Reader, value: Any, path: str) -> dict[str, Any]:
+    data = r.mapping(value, path, what="a mapping with settings")
+    r.check_keys(data, path, ("settings",))
+    settings = data.get("settings")
+    if settings is None:
+        return {}
+    r.mapping(settings, key_path(path, "settings"))
+    result: dict[str, Any] = _plain(r, settings, key_path(path, "settings"), [100_000])
+    return result
+
+
+def parse_scenario(
+    data: Any, *, source: str, base_dir: Path, env: Mapping[str, str] | None = None
+) -> Scenario:
+    """A :class:`Scenario` from loaded YAML ``data``; ScenarioError names ``source``."""
+    r = Reader(source=source, base_dir=base_dir, env=os.environ if env is None else env)
+    data = r.mapping(data, "", what="a mapping of scenario keys at the top level")
+    r.check_keys(data, "", _TOP_KEYS)
+    name = Path(source).stem or "scenario"
+    if data.get("name") is not None:
+        name = r.string(data["name"], "name", what="a scenario name")
+    description = r.string(
+        data.get("description") or "", "description", what="a description", empty=True
+    )
+    target = None if data.get("target") is None else _target(r, data["target"], "target")
+    load = None if data.get("load") is None else parse_load(r, data["load"], "load")
+    population: UserSource | None = None
+    if data.get("users") is not None:
+        population = parse_users(r, data["users"], "users")
+    elif target is None:
+        population = DEFAULT_POPULATION
+    elif load is not None:
+        raise r.error("", "missing 'users' (who logs in): required with a target and a load")
+    if isinstance(load, ClosedLoad) and population is not None and load.users > population.count:
+        raise r.error(
+            "load.users",
+            f"{load.users} virtual users need at least as many users; the"
+            f" population has {population.count}",
+        )
+    journeys: tuple[Journey, ...] = ()
+    if data.get("journeys") is not None:
+        journeys = parse_journeys(r, data["journeys"], "journeys", population=population)
+    if load is None and not journeys:
+        raise r.error("", "nothing to run: give load, journeys or both")
+    factors = FactorMix(weights=(("otp", 1.0),))
+    if data.get("factors") is not None:
+        factors = _factors(r, data["factors"], "factors")
+    enrollment = r.choice(
+        data.get("enrollment", "enroll"),
+        "enrollment",
+        _ENROLLMENT,
+        what="enrollment policy",
+    )
+    push = _push(r, data.get("push"), "push", default="approve" if target is None else "manual")
+    timeouts = (
+        TimeoutSpec()
+        if data.get("timeouts") is None
+        else _timeouts(r, data["timeouts"], "timeouts")
+    )
+    thresholds = (
+        () if data.get("thresholds") is None else _thresholds(r, data["thresholds"], "thresholds")
+    )
+    credentials = _credentials(r, data.get("credentials", DEFAULT_CREDENTIALS), "credentials")
+    seed = None
+    if data.get("seed") is not None:
+        seed = r.integer(
+            data["seed"], "seed", what="a whole number", minimum=-(2**63), maximum=2**64
+        )
+    settings: dict[str, Any] = {}
+    if data.get("emulator") is not None:
+        if target is not None:
+            raise r.error(
+                "emulator", "applies to the embedded emulator only; remove it or the target"
+            )
+        settings = _emulator(r, data["emulator"], "emulator")
+    return Scenario(
+        source=source,
+        base_dir=base_dir,
+        name=name,
+        description=description,
+        target=target,
+        users=population if population is not None else ListedUsers(),
+        factors=factors,
+        enrollment=enrollment,
+        push=push,
+        load=load,
+        timeouts=timeouts,
+        thresholds=thresholds,
+        credentials=credentials,
+        seed=seed,
+        emulator_settings=settings,
+        journeys=journeys,
+    )
+
+
+def load_scenario(
+    path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+) -> Scenario:
+    """Read and validate the scenario file at ``path`` (``env`` defaults to os.environ)."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ScenarioError(f"cannot read the file: {reason}", source=source) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", source=source)
+    data = read_yaml(raw, source=source)
+    return parse_scenario(data, source=source, base_dir=Path(source).parent, env=env)
