@@ -95,6 +95,15 @@ def test_cancelled_flows_are_counted_but_not_timed() -> None:
     assert flow.max == pytest.approx(0.1, rel=1e-3)
 
 
+def test_success_is_counted_as_ok() -> None:
+    """The engine's 'success' outcome counts as 'ok' for flows and steps."""
+    stats = Stats(clock=ManualClock().monotonic)
+    stats.record_flow(0.1, "success")
+    stats.record_step("password", 0.1, "success")
+    snapshot = stats.snapshot()
+    assert (snapshot.succeeded, snapshot.failed, snapshot.stat("password").ok) == (1, 0, 1)
+
+
 def test_errors_are_counted_by_kind_or_outcome() -> None:
     """A failed flow counts under its error kind, or its outcome when no kind is given."""
     stats = Stats(clock=ManualClock().monotonic)
