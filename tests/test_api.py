@@ -679,7 +679,11 @@ def http_answer(status: int, content_type: str, body: bytes, cut: int) -> bytes:
 
 
 json_bodies = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=6),
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(
