@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from flowengine.errors import ScenarioError
+
 __all__ = ["BUILTIN_FACTORS", "check_threshold", "known_factors"]
 
 BUILTIN_FACTORS: tuple[str, ...] = ("email", "otp", "push", "recovery-code", "sms", "voice")
@@ -38,13 +40,19 @@ def known_factors() -> tuple[str, ...]:
     return tuple(sorted({*BUILTIN_FACTORS, *registered}))
 
 
-def check_threshold(text: str) -> None:
-    """Raise ``ValueError`` (message: what is wrong) if ``text`` is not a valid threshold.
+def check_threshold(text: str, *, source: str, path: str) -> None:
+    """Raise ScenarioError naming ``source`` and ``path`` if ``text`` is not a valid threshold.
 
     Delegates to ``flowengine.thresholds.parse_threshold``; accepts anything while that
     module does not exist.
     """
     module = _optional_module("flowengine.thresholds")
     parse = getattr(module, "parse_threshold", None)
-    if callable(parse):
-        parse(text)
+    if not callable(parse):
+        return
+    try:
+        parse(text, source=source, path=path)
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(str(exc) or "invalid threshold", source=source, path=path) from None

@@ -386,10 +386,7 @@ def _thresholds(r: Reader, value: Any, path: str) -> tuple[str, ...]:
     for index, item in enumerate(items):
         where = item_path(path, index)
         text = r.string(item, where, what="a threshold like 'p95(flow) < 800ms'")
-        try:
-            check_threshold(text)
-        except ValueError as exc:
-            raise r.error(where, str(exc) or f"invalid threshold {describe(item)}") from None
+        check_threshold(text, source=r.source, path=where)
         thresholds.append(text)
     return tuple(thresholds)
 
