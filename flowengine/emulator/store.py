@@ -175,7 +175,7 @@ class User:
             config.user_id
             or "auth0|" + hashlib.sha256(config.username.lower().encode()).hexdigest()[:24]
         )
-        self.email = config.email
+        self.email = config.email or (config.username if "@" in config.username else None)
         self.phone_number = config.phone_number
         self.password = config.password.encode()
         self.blocked = config.blocked
@@ -391,7 +391,7 @@ class EmulatorState:
                 phones.add(phone)
                 self._add_phone_pair(user, factor.type, suffix, phone, active=True)
             else:
-                email = factor.email or seed.email
+                email = factor.email or user.email
                 user.add(Authenticator(factor="email", suffix=suffix, active=True, email=email))
         if (
             self.settings.implicit_email_authenticator
