@@ -43,9 +43,11 @@ from flowengine.replies import (
     parse_token_set,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
     "ASSOCIATE",
     "AUTHENTICATORS",
+    "AuthClient",
+    "AuthMethod",
     "CHALLENGE",
     "DELETE_AUTHENTICATOR",
     "GRANT_MFA_OOB",
@@ -58,8 +60,6 @@ __all__ = [
     "OPENID_CONFIGURATION",
     "TOKEN",
     "USERINFO",
-    "AuthClient",
-    "AuthMethod",
     "make_session",
 ]
 

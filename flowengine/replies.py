@@ -25,8 +25,7 @@ import attrs
 
 from flowengine.errors import ProtocolError
 
-__all__ = [
-    "NO_RATE_LIMIT",
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
     "Association",
     "Authenticator",
     "Challenge",
@@ -34,6 +33,7 @@ __all__ = [
     "ErrorReply",
     "MfaRequired",
     "MfaRequirements",
+    "NO_RATE_LIMIT",
     "RateLimit",
     "TokenSet",
     "classify",
