@@ -111,10 +111,12 @@ class Threshold:
         """Unit of :meth:`display` values: ``ms``, ``%``, ``flows/s`` or empty."""
         return {"latency": "ms", "ratio": "%", "rate": "flows/s", "count": ""}[self.kind]
 
-    def display(self, value: float | None) -> float | None:
-        """A value in :attr:`unit` (ms, percent, flows/s), rounded for people and reports."""
+    def display(self, value: float | None) -> float | int | None:
+        """A value in :attr:`unit` (ms, percent, flows/s; counts as ints), rounded to 0.001."""
         if value is None:
             return None
+        if self.kind == "count":
+            return round(value)
         scale = {"latency": 1000.0, "ratio": 100.0, "rate": 1.0, "count": 1.0}[self.kind]
         return round(value * scale, 3)
 

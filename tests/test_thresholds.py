@@ -153,6 +153,13 @@ def test_result_to_dict_uses_display_units() -> None:
     }
 
 
+def test_counts_are_reported_as_whole_numbers() -> None:
+    """A count threshold shows its observed value and limit as ints."""
+    (result,) = evaluate(["missed_starts == 0"], _snapshot())
+    assert (result.to_dict()["observed"], result.to_dict()["limit"]) == (1, 0)
+    assert result.describe() == "missed_starts == 0: 1, failed"
+
+
 def test_describe_is_one_readable_line() -> None:
     """describe() shows the expression, the observed value with its unit, and the verdict."""
     (result,) = evaluate([parse_threshold("flows_per_second > 99")], _snapshot())
