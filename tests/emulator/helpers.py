@@ -41,7 +41,9 @@ APP = {"client_id": "app", "client_secret": "app-secret"}
 
 def state_of(client: Client) -> EmulatorState:
     """The emulator state behind a test client."""
-    return client.server.app[STATE_KEY]
+    app = client.app
+    assert app is not None
+    return app[STATE_KEY]
 
 
 async def json_of(response: ClientResponse) -> Any:

@@ -53,7 +53,9 @@ async def test_code_from_inbox_completes_login(client: Client) -> None:
     token = await mfa_token(client, "carol@example.com", "carol-pw")
     oob_code = (await json_of(await challenge(client, token, challenge_type="oob")))["oob_code"]
     inbox = await json_of(await client.get("/_emulator/inbox/carol%40example.com"))
-    response = await grant(client, OOB, token, oob_code=oob_code, binding_code=inbox["messages"][-1]["code"])
+    response = await grant(
+        client, OOB, token, oob_code=oob_code, binding_code=inbox["messages"][-1]["code"]
+    )
     assert response.status == 200
 
 
@@ -71,7 +73,9 @@ async def test_reject(client: Client) -> None:
     token = await mfa_token(client, "erin@example.com", "erin-pw")
     oob_code = (await json_of(await challenge(client, token, challenge_type="oob")))["oob_code"]
     assert (await client.post("/_emulator/push/erin%40example.com/reject")).status == 200
-    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))["error"] == "access_denied"
+    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))[
+        "error"
+    ] == "access_denied"
 
 
 async def test_approve_without_pending_push(client: Client) -> None:
@@ -81,7 +85,9 @@ async def test_approve_without_pending_push(client: Client) -> None:
 
 async def test_push_policy(client: Client, clock: ManualClock) -> None:
     """PUT push-policy approve after_ms answers future pushes automatically."""
-    response = await client.put("/_emulator/push-policy", json={"mode": "approve", "after_ms": 1500})
+    response = await client.put(
+        "/_emulator/push-policy", json={"mode": "approve", "after_ms": 1500}
+    )
     assert response.status == 200
     token = await mfa_token(client, "erin@example.com", "erin-pw")
     oob_code = (await json_of(await challenge(client, token, challenge_type="oob")))["oob_code"]
@@ -92,16 +98,22 @@ async def test_push_policy(client: Client, clock: ManualClock) -> None:
 
 async def test_push_policy_for_one_user(client: Client) -> None:
     """A policy naming a username applies to that user only."""
-    await client.put("/_emulator/push-policy", json={"mode": "reject", "username": "someone@example.com"})
+    await client.put(
+        "/_emulator/push-policy", json={"mode": "reject", "username": "someone@example.com"}
+    )
     token = await mfa_token(client, "erin@example.com", "erin-pw")
     oob_code = (await json_of(await challenge(client, token, challenge_type="oob")))["oob_code"]
-    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))["error"] == "authorization_pending"
+    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))[
+        "error"
+    ] == "authorization_pending"
 
 
 async def test_push_policy_validation(client: Client) -> None:
     """A bad mode or after_ms is 400."""
     assert (await client.put("/_emulator/push-policy", json={"mode": "maybe"})).status == 400
-    assert (await client.put("/_emulator/push-policy", json={"mode": "approve", "after_ms": -1})).status == 400
+    assert (
+        await client.put("/_emulator/push-policy", json={"mode": "approve", "after_ms": -1})
+    ).status == 400
 
 
 async def test_user_view(client: Client) -> None:

@@ -111,10 +111,14 @@ async def test_sweep_forgets_expired_challenges(client: Client, clock: ManualClo
     assert state.inbox("carol@example.com") == []
 
 
-async def test_sweep_forgets_expired_refresh_tokens(make_client: MakeClient, clock: ManualClock) -> None:
+async def test_sweep_forgets_expired_refresh_tokens(
+    make_client: MakeClient, clock: ManualClock
+) -> None:
     """Expired refresh tokens are swept."""
     client = await make_client(lifetimes=Lifetimes(refresh_token=60))
-    await password(client, "frank", "frank-pw", audience="https://api.test/", scope="offline_access")
+    await password(
+        client, "frank", "frank-pw", audience="https://api.test/", scope="offline_access"
+    )
     clock.advance(60)
     assert state_of(client).sweep()["refresh_tokens"] == 1
 

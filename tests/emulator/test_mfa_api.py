@@ -22,7 +22,9 @@ from tests.emulator.helpers import (
 
 
 async def _list(client: Client, bearer: str) -> tuple[int, object]:
-    response = await client.get("/mfa/authenticators", headers={"Authorization": f"Bearer {bearer}"})
+    response = await client.get(
+        "/mfa/authenticators", headers={"Authorization": f"Bearer {bearer}"}
+    )
     return response.status, await json_of(response)
 
 
@@ -140,7 +142,9 @@ async def test_list_expired_mfa_token(client: Client, clock: ManualClock) -> Non
     assert body == {"error": "expired_token", "error_description": "mfa_token is expired"}
 
 
-async def test_mfa_token_lifetime_is_configurable(make_client: MakeClient, clock: ManualClock) -> None:
+async def test_mfa_token_lifetime_is_configurable(
+    make_client: MakeClient, clock: ManualClock
+) -> None:
     """lifetimes.mfa_token sets the expiry (here 5 minutes)."""
     from flowengine.emulator.config import Lifetimes
 
@@ -262,14 +266,22 @@ async def test_associate_disabled_factor(make_client: MakeClient) -> None:
     """A factor the tenant disabled cannot be enrolled."""
     client = await make_client(factors=frozenset({"otp"}))
     token = await mfa_token(client, "alice@example.com", "alice-pw")
-    response = await associate(client, token, authenticator_types=["oob"], oob_channels=["sms"], phone_number="+15550000001")
+    response = await associate(
+        client,
+        token,
+        authenticator_types=["oob"],
+        oob_channels=["sms"],
+        phone_number="+15550000001",
+    )
     assert (await json_of(response))["error"] == "unsupported_authenticator_type"
 
 
 async def test_associate_sms_needs_e164_phone(client: Client) -> None:
     """sms enrollment without an E.164 phone is 400 invalid_request."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
-    response = await associate(client, token, authenticator_types=["oob"], oob_channels=["sms"], phone_number="555")
+    response = await associate(
+        client, token, authenticator_types=["oob"], oob_channels=["sms"], phone_number="555"
+    )
     assert response.status == 400
 
 
@@ -297,7 +309,9 @@ async def test_challenge_by_authenticator_id(client: Client) -> None:
     token = await mfa_token(client, "bob@example.com", "bob-pw")
     _status, listed = await _list(client, token)
     assert isinstance(listed, list)
-    response = await challenge(client, token, challenge_type="otp", authenticator_id=listed[0]["id"])
+    response = await challenge(
+        client, token, challenge_type="otp", authenticator_id=listed[0]["id"]
+    )
     assert await json_of(response) == {"challenge_type": "otp"}
 
 
@@ -355,7 +369,10 @@ async def test_challenge_malformed_mfa_token(client: Client) -> None:
     """A malformed mfa_token at /mfa/challenge is 403 invalid_grant Malformed mfa_token."""
     response = await challenge(client, "not-a-token")
     assert response.status == 403
-    assert await json_of(response) == {"error": "invalid_grant", "error_description": "Malformed mfa_token"}
+    assert await json_of(response) == {
+        "error": "invalid_grant",
+        "error_description": "Malformed mfa_token",
+    }
 
 
 async def test_challenge_needs_client_secret(client: Client) -> None:

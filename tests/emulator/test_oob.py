@@ -59,7 +59,9 @@ async def test_binding_code_gives_tokens(client: Client, channel: str) -> None:
     """The right binding code yields tokens."""
     username, pw = USERS[channel]
     token, oob_code = await _challenge(client, username, pw)
-    response = await grant(client, OOB, token, oob_code=oob_code, binding_code=_last_code(client, username))
+    response = await grant(
+        client, OOB, token, oob_code=oob_code, binding_code=_last_code(client, username)
+    )
     assert response.status == 200
     assert "access_token" in await json_of(response)
 
@@ -71,7 +73,10 @@ async def test_wrong_binding_code(client: Client) -> None:
     wrong = "000000" if code != "000000" else "111111"
     response = await grant(client, OOB, token, oob_code=oob_code, binding_code=wrong)
     assert response.status == 403
-    assert await json_of(response) == {"error": "invalid_grant", "error_description": "Invalid binding_code."}
+    assert await json_of(response) == {
+        "error": "invalid_grant",
+        "error_description": "Invalid binding_code.",
+    }
 
 
 async def test_missing_binding_code(client: Client) -> None:
@@ -155,10 +160,20 @@ async def test_enroll_sms_creates_voice_twin_and_sends(client: Client) -> None:
     """Associating sms sends a code and lists sms and voice inactive with one suffix."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
     response = await associate(
-        client, token, authenticator_types=["oob"], oob_channels=["sms"], phone_number="+15550000001"
+        client,
+        token,
+        authenticator_types=["oob"],
+        oob_channels=["sms"],
+        phone_number="+15550000001",
     )
     body = await json_of(response)
-    assert set(body) == {"authenticator_type", "binding_method", "recovery_codes", "oob_channel", "oob_code"}
+    assert set(body) == {
+        "authenticator_type",
+        "binding_method",
+        "recovery_codes",
+        "oob_channel",
+        "oob_code",
+    }
     assert body["oob_channel"] == "sms"
     user = state_of(client).user("alice@example.com")
     assert user is not None
@@ -172,7 +187,13 @@ async def test_enroll_sms_without_voice_factor(make_client: MakeClient) -> None:
     """With voice disabled, sms enrollment makes no voice twin."""
     client = await make_client(factors=frozenset({"sms"}))
     token = await mfa_token(client, "alice@example.com", "alice-pw")
-    await associate(client, token, authenticator_types=["oob"], oob_channels=["sms"], phone_number="+15550000001")
+    await associate(
+        client,
+        token,
+        authenticator_types=["oob"],
+        oob_channels=["sms"],
+        phone_number="+15550000001",
+    )
     user = state_of(client).user("alice@example.com")
     assert user is not None
     assert sorted(a.split("|")[0] for a in user.authenticators) == ["recovery-code", "sms"]
@@ -182,7 +203,13 @@ async def test_enroll_sms_confirm(client: Client) -> None:
     """The binding code confirms the sms enrollment, its twin and the recovery code."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
     body = await json_of(
-        await associate(client, token, authenticator_types=["oob"], oob_channels=["voice"], phone_number="+15550000001")
+        await associate(
+            client,
+            token,
+            authenticator_types=["oob"],
+            oob_channels=["voice"],
+            phone_number="+15550000001",
+        )
     )
     code = _last_code(client, "alice@example.com")
     response = await grant(client, OOB, token, oob_code=body["oob_code"], binding_code=code)
@@ -195,7 +222,9 @@ async def test_enroll_sms_confirm(client: Client) -> None:
 async def test_enroll_email_uses_user_address(client: Client) -> None:
     """Email enrollment without an address uses the user's email."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
-    body = await json_of(await associate(client, token, authenticator_types=["oob"], oob_channels=["email"]))
+    body = await json_of(
+        await associate(client, token, authenticator_types=["oob"], oob_channels=["email"])
+    )
     assert body["binding_method"] == "prompt"
     assert state_of(client).inbox("alice@example.com")[0].to == "alice@example.com"
 
@@ -204,6 +233,10 @@ async def test_enroll_email_other_address(client: Client) -> None:
     """Email enrollment may name another address."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
     await associate(
-        client, token, authenticator_types=["oob"], oob_channels=["email"], email="other@example.org"
+        client,
+        token,
+        authenticator_types=["oob"],
+        oob_channels=["email"],
+        email="other@example.org",
     )
     assert state_of(client).inbox("alice@example.com")[0].to == "other@example.org"

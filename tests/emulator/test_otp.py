@@ -46,7 +46,10 @@ async def test_wrong_code(client: Client) -> None:
     token = await _bob(client)
     response = await grant(client, OTP, token, otp="000000")
     assert response.status == 403
-    assert await json_of(response) == {"error": "invalid_grant", "error_description": "Invalid otp_code."}
+    assert await json_of(response) == {
+        "error": "invalid_grant",
+        "error_description": "Invalid otp_code.",
+    }
 
 
 async def test_invalid_code_status_is_configurable(make_client: MakeClient) -> None:
@@ -123,14 +126,20 @@ async def test_expired_mfa_token(client: Client, clock: ManualClock) -> None:
     clock.advance(600)
     response = await grant(client, OTP, token, otp=otp_now(OTP_SECRET, clock))
     assert response.status == 401
-    assert await json_of(response) == {"error": "expired_token", "error_description": "mfa_token is expired"}
+    assert await json_of(response) == {
+        "error": "expired_token",
+        "error_description": "mfa_token is expired",
+    }
 
 
 async def test_malformed_mfa_token(client: Client, clock: ManualClock) -> None:
     """A malformed mfa_token is 403 invalid_grant Malformed mfa_token."""
     response = await grant(client, OTP, "Fe26.2*x*y", otp=otp_now(OTP_SECRET, clock))
     assert response.status == 403
-    assert await json_of(response) == {"error": "invalid_grant", "error_description": "Malformed mfa_token"}
+    assert await json_of(response) == {
+        "error": "invalid_grant",
+        "error_description": "Malformed mfa_token",
+    }
 
 
 async def test_tampered_expiry_is_malformed(client: Client, clock: ManualClock) -> None:
@@ -147,7 +156,12 @@ async def test_mfa_token_of_other_client(client: Client, clock: ManualClock) -> 
     token = await _bob(client)
     response = await client.post(
         "/oauth/token",
-        data={"grant_type": OTP, "mfa_token": token, "otp": otp_now(OTP_SECRET, clock), "client_id": "public"},
+        data={
+            "grant_type": OTP,
+            "mfa_token": token,
+            "otp": otp_now(OTP_SECRET, clock),
+            "client_id": "public",
+        },
     )
     assert response.status == 403
 

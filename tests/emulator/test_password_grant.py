@@ -129,7 +129,10 @@ async def test_unknown_audience(client: Client) -> None:
     response = await password(client, "frank", "frank-pw", audience="https://nope.test/")
     body = await json_of(response)
     assert response.status == 403
-    assert body == {"error": "access_denied", "error_description": "Service not found: https://nope.test/"}
+    assert body == {
+        "error": "access_denied",
+        "error_description": "Service not found: https://nope.test/",
+    }
 
 
 async def test_scope_as_array(client: Client) -> None:
@@ -183,7 +186,10 @@ async def test_blocked_user(client: Client) -> None:
     """An administrator-blocked user gets 401 unauthorized user is blocked."""
     response = await password(client, "blocked@example.com", "blocked-pw")
     assert response.status == 401
-    assert await json_of(response) == {"error": "unauthorized", "error_description": "user is blocked"}
+    assert await json_of(response) == {
+        "error": "unauthorized",
+        "error_description": "user is blocked",
+    }
 
 
 async def test_brute_force_blocks_after_threshold(client: Client) -> None:
@@ -220,9 +226,19 @@ async def test_brute_force_keys_on_forwarded_ip_of_trusted_client(client: Client
     """A trusted client's auth0-forwarded-for separates end users' failure counts."""
     creds = {"client_id": "proxy", "client_secret": "proxy-secret"}
     for i in range(10):
-        body = {"grant_type": "password", "username": "alice@example.com", "password": "bad", **creds}
+        body = {
+            "grant_type": "password",
+            "username": "alice@example.com",
+            "password": "bad",
+            **creds,
+        }
         await client.post("/oauth/token", json=body, headers={"auth0-forwarded-for": f"10.0.0.{i}"})
-    body = {"grant_type": "password", "username": "alice@example.com", "password": "alice-pw", **creds}
+    body = {
+        "grant_type": "password",
+        "username": "alice@example.com",
+        "password": "alice-pw",
+        **creds,
+    }
     response = await client.post(
         "/oauth/token", json=body, headers={"auth0-forwarded-for": "10.0.0.99"}
     )
@@ -231,7 +247,10 @@ async def test_brute_force_keys_on_forwarded_ip_of_trusted_client(client: Client
 
 async def test_form_body_with_charset(client: Client) -> None:
     """A form body whose content type has a charset parameter is accepted."""
-    data = "grant_type=password&username=frank&password=frank-pw&client_id=app&client_secret=app-secret"
+    data = (
+        "grant_type=password&username=frank&password=frank-pw"
+        "&client_id=app&client_secret=app-secret"
+    )
     response = await client.post(
         "/oauth/token",
         data=data,
@@ -242,7 +261,9 @@ async def test_form_body_with_charset(client: Client) -> None:
 
 async def test_json_body_with_charset(client: Client) -> None:
     """A JSON body whose content type has a charset parameter is accepted."""
-    data = b'{"grant_type":"password","username":"frank","password":"frank-pw","client_id":"public"}'
+    data = (
+        b'{"grant_type":"password","username":"frank","password":"frank-pw","client_id":"public"}'
+    )
     response = await client.post(
         "/oauth/token", data=data, headers={"Content-Type": "application/json; charset=utf-8"}
     )
@@ -290,7 +311,9 @@ async def test_missing_grant_type(client: Client) -> None:
 
 async def test_unsupported_grant_type(client: Client) -> None:
     """An unknown grant type is 403 unsupported_grant_type."""
-    response = await client.post("/oauth/token", json={"grant_type": "magic", "client_id": "public"})
+    response = await client.post(
+        "/oauth/token", json={"grant_type": "magic", "client_id": "public"}
+    )
     assert (await json_of(response))["error"] == "unsupported_grant_type"
 
 
@@ -333,7 +356,13 @@ async def test_password_realm_unknown_realm(client: Client) -> None:
     """password-realm with another realm is 400 invalid_request."""
     response = await client.post(
         "/oauth/token",
-        json={"grant_type": REALM, "username": "frank", "password": "frank-pw", "realm": "x", "client_id": "public"},
+        json={
+            "grant_type": REALM,
+            "username": "frank",
+            "password": "frank-pw",
+            "realm": "x",
+            "client_id": "public",
+        },
     )
     assert response.status == 400
 
@@ -342,7 +371,12 @@ async def test_password_realm_requires_realm(client: Client) -> None:
     """password-realm without realm is 400 invalid_request."""
     response = await client.post(
         "/oauth/token",
-        json={"grant_type": REALM, "username": "frank", "password": "frank-pw", "client_id": "public"},
+        json={
+            "grant_type": REALM,
+            "username": "frank",
+            "password": "frank-pw",
+            "client_id": "public",
+        },
     )
     assert (await json_of(response))["error_description"] == "Missing required parameter: realm"
 
@@ -351,7 +385,10 @@ async def test_wrong_client_secret(client: Client) -> None:
     """A wrong client secret is 401 access_denied Unauthorized."""
     response = await password(client, "frank", "frank-pw", client_secret="wrong")
     assert response.status == 401
-    assert await json_of(response) == {"error": "access_denied", "error_description": "Unauthorized"}
+    assert await json_of(response) == {
+        "error": "access_denied",
+        "error_description": "Unauthorized",
+    }
 
 
 async def test_unknown_client(client: Client) -> None:
@@ -364,7 +401,12 @@ async def test_missing_secret_for_confidential_client(client: Client) -> None:
     """A confidential client without its secret is 401."""
     response = await client.post(
         "/oauth/token",
-        json={"grant_type": "password", "username": "frank", "password": "frank-pw", "client_id": "app"},
+        json={
+            "grant_type": "password",
+            "username": "frank",
+            "password": "frank-pw",
+            "client_id": "app",
+        },
     )
     assert response.status == 401
 
@@ -382,7 +424,9 @@ async def test_client_secret_basic(client: Client) -> None:
 
 async def test_basic_client_must_use_header(client: Client) -> None:
     """A Basic client sending its secret in the body is 401."""
-    response = await password(client, "frank", "frank-pw", client_id="basic", client_secret="basic-secret")
+    response = await password(
+        client, "frank", "frank-pw", client_id="basic", client_secret="basic-secret"
+    )
     assert response.status == 401
 
 
@@ -411,7 +455,12 @@ async def test_public_client_needs_no_secret(client: Client) -> None:
     """A public client authenticates with its client_id alone."""
     response = await client.post(
         "/oauth/token",
-        data={"grant_type": "password", "username": "frank", "password": "frank-pw", "client_id": "public"},
+        data={
+            "grant_type": "password",
+            "username": "frank",
+            "password": "frank-pw",
+            "client_id": "public",
+        },
     )
     assert response.status == 200
 
@@ -420,6 +469,11 @@ async def test_generated_users_materialize_lazily(make_client: MakeClient) -> No
     """A 10,000-user population costs nothing until a user logs in."""
     client = await make_client(EmulatorConfig.default())
     assert state_of(client)._users == {}
-    await password(client, "user9999@example.test", "Passw0rd!9999", client_id="flowengine", client_secret="flowengine-secret")
+    await password(
+        client,
+        "user9999@example.test",
+        "Passw0rd!9999",
+        client_id="flowengine",
+        client_secret="flowengine-secret",
+    )
     assert list(state_of(client)._users) == ["user9999@example.test"]
-

@@ -5,7 +5,17 @@ from __future__ import annotations
 from flowengine.clock import ManualClock
 from flowengine.emulator.config import ErrorChoices
 from tests.emulator.conftest import Client, MakeClient
-from tests.emulator.helpers import OOB, OTP, associate, challenge, grant, json_of, mfa_token, otp_now, state_of
+from tests.emulator.helpers import (
+    OOB,
+    OTP,
+    associate,
+    challenge,
+    grant,
+    json_of,
+    mfa_token,
+    otp_now,
+    state_of,
+)
 
 PENDING = {
     "error": "authorization_pending",
@@ -52,12 +62,16 @@ async def test_slow_down_after_twelve_polls(client: Client, clock: ManualClock) 
     """The 13th poll within a minute is slow_down; 5 s later polling works again."""
     token, oob_code = await _push(client)
     for _ in range(12):
-        assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))["error"] == "authorization_pending"
+        assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))[
+            "error"
+        ] == "authorization_pending"
     response = await grant(client, OOB, token, oob_code=oob_code)
     assert response.status == 429
     assert (await json_of(response))["error"] == "slow_down"
     clock.advance(5)
-    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))["error"] == "authorization_pending"
+    assert (await json_of(await grant(client, OOB, token, oob_code=oob_code)))[
+        "error"
+    ] == "authorization_pending"
 
 
 async def test_slow_down_status_is_configurable(make_client: MakeClient) -> None:
@@ -122,11 +136,17 @@ async def test_push_twin_otp(client: Client, clock: ManualClock) -> None:
 
 
 async def test_push_enrollment(client: Client) -> None:
-    """Push enrollment: barcode_uri without binding_method, push + otp twin inactive until approved."""
+    """Push enrollment: no binding_method; push and its otp twin stay inactive until approved."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
     response = await associate(client, token, authenticator_types=["oob"], oob_channels=["auth0"])
     body = await json_of(response)
-    assert set(body) == {"authenticator_type", "barcode_uri", "oob_channel", "oob_code", "recovery_codes"}
+    assert set(body) == {
+        "authenticator_type",
+        "barcode_uri",
+        "oob_channel",
+        "oob_code",
+        "recovery_codes",
+    }
     assert "enrollment_tx_id=" in body["barcode_uri"]
     assert "base_url=http%3A%2F%2F127.0.0.1" in body["barcode_uri"]
     assert (await grant(client, OOB, token, oob_code=body["oob_code"])).status == 400
@@ -144,7 +164,9 @@ async def test_push_enrollment(client: Client) -> None:
 async def test_push_enrollment_expires(client: Client, clock: ManualClock) -> None:
     """The enrollment QR must be scanned within 5 minutes."""
     token = await mfa_token(client, "alice@example.com", "alice-pw")
-    body = await json_of(await associate(client, token, authenticator_types=["oob"], oob_channels=["auth0"]))
+    body = await json_of(
+        await associate(client, token, authenticator_types=["oob"], oob_channels=["auth0"])
+    )
     clock.advance(300)
     assert state_of(client).approve_push("alice@example.com") == 0
     response = await grant(client, OOB, token, oob_code=body["oob_code"])

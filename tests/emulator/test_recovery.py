@@ -33,7 +33,9 @@ async def test_recovery_code_gives_tokens_and_new_code(client: Client) -> None:
 
 async def test_used_code_is_dead(client: Client) -> None:
     """The used code no longer works; the replacement does."""
-    body = await json_of(await grant(client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE))
+    body = await json_of(
+        await grant(client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE)
+    )
     again = await grant(client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE)
     assert again.status == 403
     fresh = await grant(client, RECOVERY, await _bob(client), recovery_code=body["recovery_code"])
@@ -42,7 +44,9 @@ async def test_used_code_is_dead(client: Client) -> None:
 
 async def test_lowercase_code_accepted(client: Client) -> None:
     """Recovery codes compare case-insensitively."""
-    response = await grant(client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE.lower())
+    response = await grant(
+        client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE.lower()
+    )
     assert response.status == 200
 
 

@@ -101,7 +101,9 @@ async def test_id_token_claims(client: Client) -> None:
 
 async def test_mfa_grant_tokens_keep_original_request(client: Client, clock: ManualClock) -> None:
     """Tokens after MFA carry the audience and scope of the password request."""
-    token = await mfa_token(client, "bob@example.com", "bob-pw", audience="https://api.test/", scope="read:data")
+    token = await mfa_token(
+        client, "bob@example.com", "bob-pw", audience="https://api.test/", scope="read:data"
+    )
     body = await json_of(await grant(client, OTP, token, otp=otp_now(OTP_SECRET, clock)))
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["aud"] == "https://api.test/"
@@ -135,7 +137,9 @@ async def test_userinfo_post_with_jwt(client: Client) -> None:
 async def test_userinfo_refuses_api_only_token(client: Client) -> None:
     """An access token without the /userinfo audience is 401."""
     tokens = await _tokens(client, audience="https://api.test/")
-    response = await client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    response = await client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert response.status == 401
 
 
@@ -155,7 +159,9 @@ async def test_userinfo_expired_token(client: Client, clock: ManualClock) -> Non
     """An expired opaque token is 401."""
     tokens = await _tokens(client, scope="openid")
     clock.advance(86400)
-    response = await client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    response = await client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert response.status == 401
 
 
@@ -194,9 +200,13 @@ async def test_refresh_token_rotation(make_client: MakeClient) -> None:
     client = await make_client(refresh_token_rotation=True)
     tokens = await _tokens(client, audience="https://api.test/", scope="offline_access")
     data = {"grant_type": "refresh_token", "client_id": "app", "client_secret": "app-secret"}
-    first = await json_of(await client.post("/oauth/token", data={**data, "refresh_token": tokens["refresh_token"]}))
+    first = await json_of(
+        await client.post("/oauth/token", data={**data, "refresh_token": tokens["refresh_token"]})
+    )
     assert first["refresh_token"] != tokens["refresh_token"]
-    again = await client.post("/oauth/token", data={**data, "refresh_token": tokens["refresh_token"]})
+    again = await client.post(
+        "/oauth/token", data={**data, "refresh_token": tokens["refresh_token"]}
+    )
     assert again.status == 403
 
 
@@ -204,9 +214,15 @@ async def test_refresh_scope_may_only_narrow(client: Client) -> None:
     """A refresh asking for a scope it was not granted is 403 invalid_scope."""
     tokens = await _tokens(client, audience="https://api.test/", scope="read:data offline_access")
     data = {"grant_type": "refresh_token", "client_id": "app", "client_secret": "app-secret"}
-    narrowed = await client.post("/oauth/token", data={**data, "refresh_token": tokens["refresh_token"], "scope": "read:data"})
+    narrowed = await client.post(
+        "/oauth/token",
+        data={**data, "refresh_token": tokens["refresh_token"], "scope": "read:data"},
+    )
     assert (await json_of(narrowed))["scope"] == "read:data"
-    wider = await client.post("/oauth/token", data={**data, "refresh_token": tokens["refresh_token"], "scope": "write:data"})
+    wider = await client.post(
+        "/oauth/token",
+        data={**data, "refresh_token": tokens["refresh_token"], "scope": "write:data"},
+    )
     assert (await json_of(wider))["error"] == "invalid_scope"
 
 
@@ -228,7 +244,11 @@ async def test_refresh_token_of_other_client(client: Client) -> None:
     tokens = await _tokens(client, audience="https://api.test/", scope="offline_access")
     response = await client.post(
         "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "public"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "public",
+        },
     )
     assert response.status == 403
 
@@ -239,7 +259,12 @@ async def test_refresh_token_expires(client: Client, clock: ManualClock) -> None
     clock.advance(30 * 86400)
     response = await client.post(
         "/oauth/token",
-        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "app", "client_secret": "app-secret"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "app",
+            "client_secret": "app-secret",
+        },
     )
     assert response.status == 403
 
