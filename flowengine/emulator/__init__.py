@@ -12,4 +12,10 @@ from flowengine.emulator.http import STATE_KEY
 from flowengine.emulator.store import EmulatorState
 from flowengine.emulator.tenant import load_tenant
 
-__all__ = ["STATE_KEY", "EmulatorConfig", "EmulatorState", "create_app", "load_tenant"]
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+    "EmulatorConfig",
+    "EmulatorState",
+    "STATE_KEY",
+    "create_app",
+    "load_tenant",
+]

@@ -12,22 +12,22 @@ from typing import Literal
 
 import attrs
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
     "ALL_GRANTS",
-    "FACTORS",
-    "GRANT_MFA_OOB",
-    "GRANT_MFA_OTP",
-    "GRANT_MFA_RECOVERY_CODE",
-    "GRANT_PASSWORD",
-    "GRANT_PASSWORD_REALM",
-    "GRANT_REFRESH_TOKEN",
     "ApiConfig",
     "AuthMethod",
     "BucketLimit",
     "ClientConfig",
     "EmulatorConfig",
     "ErrorChoices",
+    "FACTORS",
     "FactorSeed",
+    "GRANT_MFA_OOB",
+    "GRANT_MFA_OTP",
+    "GRANT_MFA_RECOVERY_CODE",
+    "GRANT_PASSWORD",
+    "GRANT_PASSWORD_REALM",
+    "GRANT_REFRESH_TOKEN",
     "Lifetimes",
     "Limits",
     "PopulationConfig",

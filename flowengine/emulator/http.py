@@ -19,12 +19,12 @@ from flowengine.emulator.config import ClientConfig
 from flowengine.emulator.store import EmulatorState
 from flowengine.jsonio import JSONDecodeError, dumps, loads
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+    "Handler",
     "JSON",
     "JSON_UTF8",
-    "STATE_KEY",
-    "Handler",
     "OAuthError",
+    "STATE_KEY",
     "api",
     "authenticate_client",
     "base_url",

@@ -19,10 +19,10 @@ from flowengine.emulator.http import OAuthError
 from flowengine.emulator.store import TYPE_FIELD, EmulatorState, RefreshGrant, User
 from flowengine.emulator.tokens import ExpiredToken, MalformedToken
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+    "Authorization",
     "MFA_SCOPES",
     "OIDC_SCOPES",
-    "Authorization",
     "mfa_required_error",
     "open_mfa_token",
     "resolve_authorization",

@@ -29,16 +29,16 @@ from flowengine.emulator.tokens import (
     seeded_device_id,
 )
 
-__all__ = [
-    "ID_PREFIX",
-    "PUSH_MODES",
-    "TYPE_FIELD",
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
     "Authenticator",
     "Challenge",
     "EmulatorState",
+    "ID_PREFIX",
     "Message",
+    "PUSH_MODES",
     "PushPolicy",
     "RefreshGrant",
+    "TYPE_FIELD",
     "User",
 ]
 
