@@ -32,8 +32,8 @@ _INT = re.compile(r"\s*[+-]?[0-9]{1,18}\s*\Z")
 _FLOAT = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*\Z")
 
 
-def _short(text: str) -> str:
-    return repr(text if len(text) <= _SHOWN else text[:_SHOWN] + "…")
+def _short(text: str, limit: int = _SHOWN) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def key_path(parent: str, key: str) -> str:
@@ -306,6 +306,6 @@ class Reader:
         except (OSError, ValueError):
             ok = False
         if not ok:
-            shown = describe(value) if "${" in value else _short(str(file))
+            shown = describe(value) if "${" in value else _short(str(file), 200)
             raise self.error(path, f"{shown} is not a readable file")
         return file
