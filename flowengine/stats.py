@@ -302,21 +302,23 @@ class Interval:
 
     def percentiles(self, ps: Iterable[float] = PERCENTILES) -> dict[float, float | None]:
         """Flow latencies in seconds at percentiles ``ps`` (HDR's rule, 2 digits), or None."""
-        pairs = self.pairs()
-        total = sum(c for _, c in pairs)
+        packed = array("I")
+        packed.frombytes(self.latency)
+        values, counts = packed[0::2], packed[1::2]
+        total = sum(counts)
         wanted = sorted(ps)
         result: dict[float, float | None] = dict.fromkeys(wanted)
-        if not total:
-            return result
         position, seen = 0, 0
         for p in wanted:
             if not 0.0 <= p <= 100.0:
                 raise ValueError(f"a percentile is between 0 and 100, got {p!r}")
+            if not total:
+                continue
             target = max(int(p * total / 100 + 0.5), 1)
             while seen < target:
-                seen += pairs[position][1]
+                seen += counts[position]
                 position += 1
-            value = pairs[position - 1][0]
+            value = values[position - 1]
             if p:
                 value = int(_SERIES_LAYOUT.get_highest_equivalent_value(value))
             result[p] = value / 1e6
@@ -349,7 +351,7 @@ class Interval:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "missed_starts": self.missed_starts,
-            "latency_us": [list(pair) for pair in self.pairs()],
+            "latency_us": [[v, c] for v, c in self.pairs()],
         }
 
     @classmethod
@@ -567,10 +569,20 @@ def merge_snapshots(snapshots: Iterable[StatsSnapshot]) -> StatsSnapshot:
     series = []
     for index in sorted(by_index):
         group = by_index[index]
-        merged = group[0]
-        for item in group[1:]:
-            merged = merged.merge(item)
-        series.append(merged)
+        if len(group) == 1:
+            series.append(group[0])
+            continue
+        series.append(
+            Interval(
+                index,
+                sum(i.started for i in group),
+                sum(i.succeeded for i in group),
+                sum(i.failed for i in group),
+                sum(i.cancelled for i in group),
+                sum(i.missed_starts for i in group),
+                _pack(*(i.pairs() for i in group)),
+            )
+        )
     return StatsSnapshot(
         max(s.elapsed for s in parts),
         parts[0].interval,

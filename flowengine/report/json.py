@@ -200,12 +200,17 @@ def build_report(
             if s.timed
         },
         "errors": [{"kind": kind, "count": n} for kind, n in errors],
-        "series": _series(snapshot),
         "workers": [_worker_row(name, s) for name, s in (workers or {}).items()],
-        "snapshot": snapshot.to_dict(),
     }
+    raw = snapshot.to_dict()
+    raw_series = raw.pop("series")
+    masked = _scrub(report)
+    masked["series"] = _series(snapshot)  # numbers only, by construction
+    masked["snapshot"] = {**_scrub(raw), "series": raw_series}
     masked_meta = _scrub(mask_secrets(_json_safe(meta)))
-    return {"format": FORMAT, "meta": masked_meta, **_scrub(report)}
+    order = ("format", "summary", "passed", "thresholds", "steps", "distribution", "errors",
+             "series", "workers", "snapshot")  # fmt: skip
+    return {"format": FORMAT, "meta": masked_meta, **{key: masked[key] for key in order}}
 
 
 def write_text(path: Path, text: str) -> Path:
