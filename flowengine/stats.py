@@ -100,18 +100,6 @@ def _new_histogram() -> HdrHistogram:
     return HdrHistogram(1, HIGHEST_US, _SIGNIFICANT)
 
 
-def _index(us: int) -> int:
-    """Counts-array index of ``us`` in the 3-digit layout."""
-    bucket = (us | _MASK).bit_length() - _OFFSET
-    return ((bucket + 1) << _HALF_MAG) + (us >> (bucket + _UNIT)) - _HALF
-
-
-def _series_index(us: int) -> int:
-    """Counts-array index of ``us`` in the 2-digit layout of the time series."""
-    bucket = (us | _S_MASK).bit_length() - _S_OFFSET
-    return ((bucket + 1) << _S_HALF_MAG) + (us >> (bucket + _UNIT)) - _S_HALF
-
-
 def _histograms_equal(a: HdrHistogram, b: HdrHistogram) -> bool:
     return bool(a.total_count == b.total_count and bytes(a.counts) == bytes(b.counts))
 
@@ -131,15 +119,15 @@ def _decode(text: str, where: str) -> HdrHistogram:
         histogram = HdrHistogram.decode(text.encode("ascii"))
     except Exception as exc:  # hdrh raises its own classes, zlib and binascii errors
         raise ConfigError(f"not an HDR histogram ({type(exc).__name__})", path=where) from None
-    if histogram.counts_len != _LAYOUT.counts_len:
+    layout = (
+        histogram.lowest_trackable_value,
+        histogram.highest_trackable_value,
+        histogram.significant_figures,
+    )
+    if layout != (1, HIGHEST_US, _SIGNIFICANT):
         raise ConfigError(
             "HDR histogram layout differs (expected 1 µs..1 h, 3 significant digits)", path=where
         )
-    # Decoding yields 1-byte..8-byte counters as encoded; normalise to our layout.
-    if histogram.word_size != _LAYOUT.word_size:  # pragma: no cover - hdrh always decodes to 8
-        copy = _new_histogram()
-        copy.add(histogram)
-        return copy
     return histogram
 
 

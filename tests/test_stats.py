@@ -372,6 +372,16 @@ def test_ordered_steps_follow_the_login_order() -> None:
     assert names == ["password", "challenge", "grant:mfa-otp", "alpha", "zeta"]
 
 
+def test_from_dict_refuses_a_histogram_of_another_layout() -> None:
+    """A histogram with another range or precision cannot be merged, so it is refused."""
+    data = _shard(1).snapshot().to_dict()
+    other = HdrHistogram(1, 60_000_000, 2)
+    other.record_value(1000)
+    data["flow"]["histogram"] = other.encode().decode()
+    with pytest.raises(ConfigError, match="layout differs"):
+        StatsSnapshot.from_dict(data)
+
+
 def _corrupt(data: dict[str, Any], where: str) -> None:
     if where == "format":
         data["format"] = "other/9"
