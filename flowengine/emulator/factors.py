@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flowengine.emulator.http import OAuthError
 from flowengine.emulator.issue import Authorization
 from flowengine.emulator.store import Authenticator, Challenge, EmulatorState, User
-from flowengine.emulator.tokens import ExpiredToken, MalformedToken, random_recovery_code
+from flowengine.emulator.tokens import ExpiredToken, MalformedToken, hotp, random_recovery_code
 
 __all__ = [
     "OOB_CODE",
@@ -232,27 +232,29 @@ def challenge(
 def verify_otp(state: EmulatorState, user: User, auth: Authorization, otp: str) -> Authenticator:
     """Check a TOTP code (single use, failed-code bucket); activates a pending enrollment."""
     now = state.clock.time()
-    key = user.username.lower()
-    if not state.failed_codes.available(key, now):
+    user_key = user.username.lower()
+    if not state.failed_codes.available(user_key, now):
         raise _lockout(state)
     if _SIX_DIGITS.fullmatch(otp):
         pending = user.pending.get(auth.session_id, ())
         counter = int(now // 30)
         window = state.settings.totp_window
+        steps = sorted(
+            range(counter - window, counter + window + 1), key=lambda s: abs(s - counter)
+        )
         for authenticator in user.authenticators.values():
-            if authenticator.totp is None or not (
-                authenticator.active or authenticator.id in pending
-            ):
+            secret_key = authenticator.totp_key
+            if secret_key is None or not (authenticator.active or authenticator.id in pending):
                 continue
-            for step in range(counter - window, counter + window + 1):
+            for step in steps:
                 if step > authenticator.last_counter and hmac.compare_digest(
-                    authenticator.totp.generate_otp(step), otp
+                    hotp(secret_key, step), otp
                 ):
                     authenticator.last_counter = step
                     if not authenticator.active:
                         state.activate(user, authenticator)
                     return authenticator
-    state.failed_codes.take(key, now)
+    state.failed_codes.take(user_key, now)
     raise _invalid(state, "otp_code")
 
 

@@ -27,6 +27,7 @@ from flowengine.emulator.tokens import (
     process_signer,
     random_recovery_code,
     seeded_device_id,
+    totp_key,
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
@@ -86,7 +87,7 @@ class Authenticator:
         "last_counter",
         "phone_number",
         "secret",
-        "totp",
+        "totp_key",
         "twin_id",
     )
 
@@ -105,7 +106,7 @@ class Authenticator:
         self.factor = factor
         self.active = active
         self.secret = secret
-        self.totp = pyotp.TOTP(secret) if secret else None
+        self.totp_key = totp_key(secret) if secret else None
         self.phone_number = phone_number
         self.email = email
         self.implicit = implicit

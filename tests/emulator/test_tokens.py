@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import jwt
+import pyotp
 import pytest
 
 from flowengine.clock import ManualClock
-from flowengine.emulator.tokens import ExpiredToken, MalformedToken, Sealer
+from flowengine.emulator.tokens import ExpiredToken, MalformedToken, Sealer, hotp, totp_key
 from tests.emulator.conftest import Client, MakeClient
 from tests.emulator.helpers import OTP, OTP_SECRET, grant, json_of, mfa_token, otp_now, password
 
@@ -303,3 +304,24 @@ def test_sealer_ciphertext_hides_payload() -> None:
     """The payload does not appear in the sealed string."""
     token = Sealer("SERVER_1").seal("mfa_token", ["secret-username"], 100.0)
     assert "secret" not in token
+
+
+def test_hotp_rfc4226_vectors() -> None:
+    """hotp() matches the RFC 4226 test vectors."""
+    key = b"12345678901234567890"
+    assert [hotp(key, c) for c in range(3)] == ["755224", "287082", "359152"]
+
+
+def test_totp_matches_pyotp() -> None:
+    """hotp(totp_key(secret), t // 30) equals pyotp's TOTP code."""
+    secret = pyotp.random_base32(32)
+    assert hotp(totp_key(secret), 1_767_225_600 // 30) == pyotp.TOTP(secret).at(1_767_225_600)
+
+
+def test_sealer_caches_opened_strings() -> None:
+    """A re-presented sealed string still expires on time."""
+    sealer = Sealer("SERVER_1")
+    token = sealer.seal("mfa_token", ["a"], 100.0)
+    assert sealer.unseal("mfa_token", token, 1.0) == ["a"]
+    with pytest.raises(ExpiredToken):
+        sealer.unseal("mfa_token", token, 100.0)
