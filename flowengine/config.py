@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 __all__ = ["DEFAULT_FACTOR_ORDER", "EngineConfig", "PoolLimits", "PushPolling", "Timeouts"]
@@ -10,9 +12,7 @@ DEFAULT_FACTOR_ORDER: tuple[str, ...] = ("otp", "push", "sms", "voice", "email",
 """Which enrolled factor an automatic login uses first."""
 
 
-def _positive(
-    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
+def _positive(_instance: Any, attribute: Any, value: float | None) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
@@ -72,6 +72,11 @@ class EngineConfig:
     enroll: bool = True
     """Enroll the asked factor when the user has no active authenticator."""
     factor_order: tuple[str, ...] = DEFAULT_FACTOR_ORDER
+    otp_codes: str = attrs.field(
+        default="secret", validator=attrs.validators.in_(("secret", "code_source"))
+    )
+    """Where OTP codes come from: computed from the stored secret, or asked of the code
+    source (a person typing what their authenticator app shows)."""
     otp_challenge: bool = True
     """Call ``/mfa/challenge`` before an OTP grant (Auth0 allows skipping it)."""
     validate_id_token: bool = True

@@ -108,7 +108,9 @@ class UnexpectedReply(ApiError):
 class FlowError(FlowEngineError):
     """One login flow could not finish."""
 
-    def __init__(self, message: str, *, state: str | None = None, factor: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, state: str | None = None, factor: str | None = None
+    ) -> None:
         self.state = state
         self.factor = factor
         super().__init__(message)

@@ -58,13 +58,14 @@ def _mask_text(text: str) -> str:
     return text
 
 
+def _is_secret_item(key: Any, value: Any) -> bool:
+    return str(key).lower() in SECRET_FIELDS and value not in (None, "")
+
+
 def mask_secrets(value: Any) -> Any:
     """Return a copy of ``value`` (dicts, lists, strings) with every secret masked."""
     if isinstance(value, Mapping):
-        return {
-            k: (MASK if str(k).lower() in SECRET_FIELDS and v not in (None, "") else mask_secrets(v))
-            for k, v in value.items()
-        }
+        return {k: MASK if _is_secret_item(k, v) else mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
     if isinstance(value, str):
@@ -95,9 +96,7 @@ def configure_logging(
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
