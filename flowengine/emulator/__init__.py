@@ -12,7 +12,7 @@ from flowengine.emulator.http import STATE_KEY
 from flowengine.emulator.store import EmulatorState
 from flowengine.emulator.tenant import load_tenant
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+__all__ = [
     "EmulatorConfig",
     "EmulatorState",
     "STATE_KEY",

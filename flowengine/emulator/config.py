@@ -12,7 +12,7 @@ from typing import Literal
 
 import attrs
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+__all__ = [
     "ALL_GRANTS",
     "ApiConfig",
     "AuthMethod",
@@ -329,6 +329,8 @@ class Settings:
     """TOTP steps accepted either side of now."""
     inbox_size: int = 100
     """Messages kept per user."""
+    max_refresh_tokens: int = 100000
+    """Refresh tokens kept; the oldest is forgotten beyond this."""
     lifetimes: Lifetimes = Lifetimes()
     """Lifetimes."""
     limits: Limits = Limits()

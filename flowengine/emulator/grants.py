@@ -36,6 +36,7 @@ from flowengine.emulator.issue import (
     resolve_authorization,
     token_set,
 )
+from flowengine.emulator.mfa import access_token_session, verify_access_token
 from flowengine.emulator.store import EmulatorState, User
 
 __all__ = ["token_endpoint"]
@@ -100,9 +101,24 @@ def _scope_param(params: dict[str, Any]) -> str | None:
 
 
 def _mfa_context(
-    state: EmulatorState, client: ClientConfig, params: dict[str, Any]
+    state: EmulatorState, base: str, client: ClientConfig, params: dict[str, Any]
 ) -> tuple[Authorization, User]:
-    auth = open_mfa_token(state, str_param(params, "mfa_token"))
+    token = str_param(params, "mfa_token")
+    if token and token.startswith("eyJ"):
+        # An MFA-API access token confirms enrollments made with it (reference §8, D7).
+        claims, found = verify_access_token(
+            state, base, token, audience=base + "/mfa/", scope="enroll"
+        )
+        auth = Authorization(
+            username=found.username,
+            client_id=str(claims.get("azp", "")),
+            audience=base + "/mfa/",
+            scope=tuple(str(claims.get("scope", "")).split()),
+            scope_requested=True,
+            session_id=access_token_session(token),
+        )
+    else:
+        auth = open_mfa_token(state, token)
     user = state.user(auth.username)
     if auth.client_id != client.client_id or user is None:
         raise OAuthError(403, "invalid_grant", "Malformed mfa_token")
@@ -116,7 +132,7 @@ def _mfa_otp(
     client: ClientConfig,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    auth, user = _mfa_context(state, client, params)
+    auth, user = _mfa_context(state, base, client, params)
     otp = str_param(params, "otp", required=True) or ""
     verify_otp(state, user, auth, otp)
     return token_set(state, base, auth, user)
@@ -129,7 +145,7 @@ def _mfa_oob(
     client: ClientConfig,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    auth, user = _mfa_context(state, client, params)
+    auth, user = _mfa_context(state, base, client, params)
     oob_code = str_param(params, "oob_code", required=True) or ""
     verify_oob(state, user, auth, oob_code, str_param(params, "binding_code"))
     return token_set(state, base, auth, user)
@@ -142,7 +158,7 @@ def _mfa_recovery_code(
     client: ClientConfig,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    auth, user = _mfa_context(state, client, params)
+    auth, user = _mfa_context(state, base, client, params)
     code = str_param(params, "recovery_code", required=True) or ""
     replacement = verify_recovery_code(state, user, code)
     body = token_set(state, base, auth, user)

@@ -19,7 +19,7 @@ from flowengine.emulator.config import ClientConfig
 from flowengine.emulator.store import EmulatorState
 from flowengine.jsonio import JSONDecodeError, dumps, loads
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+__all__ = [
     "Handler",
     "JSON",
     "JSON_UTF8",

@@ -19,7 +19,7 @@ from flowengine.emulator.http import OAuthError
 from flowengine.emulator.store import TYPE_FIELD, EmulatorState, RefreshGrant, User
 from flowengine.emulator.tokens import ExpiredToken, MalformedToken
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+__all__ = [
     "Authorization",
     "MFA_SCOPES",
     "OIDC_SCOPES",
@@ -229,6 +229,8 @@ def token_set(
         body["id_token"] = state.signer.sign(id_claims)
     if "offline_access" in auth.scope and issue_refresh:
         refresh_token = "v1." + secrets.token_urlsafe(48)
+        if len(state.refresh_tokens) >= state.settings.max_refresh_tokens:
+            del state.refresh_tokens[next(iter(state.refresh_tokens))]
         state.refresh_tokens[refresh_token] = RefreshGrant(
             username=user.username,
             client_id=auth.client_id,

@@ -27,6 +27,7 @@ from flowengine.emulator.issue import Authorization, open_mfa_token
 from flowengine.emulator.store import EmulatorState, User
 
 __all__ = [
+    "access_token_session",
     "associate_endpoint",
     "challenge_endpoint",
     "delete_authenticator_endpoint",
@@ -86,7 +87,8 @@ def _open_bearer_mfa_token(state: EmulatorState, token: str) -> tuple[Authorizat
     return auth, user
 
 
-def _access_session(token: str) -> str:
+def access_token_session(token: str) -> str:
+    """The MFA session id of enrollments made with an MFA-API access token."""
     return "at:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
@@ -123,7 +125,7 @@ async def associate_endpoint(request: web.Request) -> web.StreamResponse:
         _claims, user = verify_access_token(
             state, base, token, audience=base + "/mfa/", scope="enroll"
         )
-        session_id = _access_session(token)
+        session_id = access_token_session(token)
     return json_response(associate(state, base, user, session_id, params))
 
 

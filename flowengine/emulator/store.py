@@ -30,7 +30,7 @@ from flowengine.emulator.tokens import (
     totp_key,
 )
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py wants
+__all__ = [
     "Authenticator",
     "Challenge",
     "EmulatorState",

@@ -389,6 +389,7 @@ def _settings(r: _Reader, node: Any, path: str) -> Settings:
         "sweep_interval": lambda v, q: r.number(v, q),
         "totp_window": r.integer,
         "inbox_size": lambda v, q: r.integer(v, q, 1),
+        "max_refresh_tokens": lambda v, q: r.integer(v, q, 1),
         "lifetimes": lifetimes,
         "limits": limits,
         "errors": errors,

@@ -152,3 +152,13 @@ async def test_sweeper_task_runs_with_app(make_client: MakeClient, clock: Manual
     for _ in range(3):
         await asyncio.sleep(0)
     assert state_of(client).challenges == {}
+
+
+async def test_refresh_tokens_are_capped(make_client: MakeClient) -> None:
+    """Beyond max_refresh_tokens the oldest refresh token is forgotten."""
+    client = await make_client(max_refresh_tokens=2)
+    for _ in range(3):
+        await password(
+            client, "frank", "frank-pw", audience="https://api.test/", scope="offline_access"
+        )
+    assert len(state_of(client).refresh_tokens) == 2

@@ -515,3 +515,16 @@ async def test_seeded_otp_secret(client: Client, clock: ManualClock) -> None:
     token = await mfa_token(client, "bob@example.com", "bob-pw")
     response = await grant(client, OTP, token, otp=otp_now(OTP_SECRET, clock))
     assert response.status == 200
+
+
+async def test_enrollment_with_access_token_confirmed_by_it(
+    client: Client, clock: ManualClock
+) -> None:
+    """An otp enrolled with an MFA-API token is confirmed by the mfa-otp grant with that token."""
+    access = await mfa_api_token(client, clock)
+    body = await json_of(await associate(client, access, authenticator_types=["otp"]))
+    response = await grant(client, OTP, access, otp=otp_now(body["secret"], clock))
+    assert response.status == 200
+    user = state_of(client).user("bob@example.com")
+    assert user is not None
+    assert all(a.active for a in user.authenticators.values())
