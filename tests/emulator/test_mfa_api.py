@@ -528,3 +528,41 @@ async def test_enrollment_with_access_token_confirmed_by_it(
     user = state_of(client).user("bob@example.com")
     assert user is not None
     assert all(a.active for a in user.authenticators.values())
+
+
+async def test_implicit_email_cannot_be_deleted(
+    make_client: MakeClient, clock: ManualClock
+) -> None:
+    """The implicit email authenticator is not deletable (400)."""
+    client = await make_client(implicit_email_authenticator=True)
+    access = await mfa_api_token(client, clock)
+    user = state_of(client).user("bob@example.com")
+    assert user is not None
+    email_id = next(a for a in user.authenticators if a.startswith("email|"))
+    response = await client.delete(
+        f"/mfa/authenticators/{email_id}", headers={"Authorization": f"Bearer {access}"}
+    )
+    assert response.status == 400
+
+
+async def test_associate_invalid_email(client: Client) -> None:
+    """An email enrollment with a malformed address is 400 invalid_request."""
+    token = await mfa_token(client, "alice@example.com", "alice-pw")
+    response = await associate(
+        client, token, authenticator_types=["oob"], oob_channels=["email"], email="nope"
+    )
+    assert (await json_of(response))["error"] == "invalid_request"
+
+
+async def test_associate_types_must_be_strings(client: Client) -> None:
+    """authenticator_types of the wrong JSON type is 400 invalid_request."""
+    token = await mfa_token(client, "alice@example.com", "alice-pw")
+    response = await associate(client, token, authenticator_types=[1])
+    assert response.status == 400
+
+
+async def test_challenge_type_must_be_string(client: Client) -> None:
+    """A non-string challenge_type is 400 invalid_request."""
+    token = await mfa_token(client, "bob@example.com", "bob-pw")
+    response = await challenge(client, token, challenge_type=["otp"])
+    assert (await json_of(response))["error"] == "invalid_request"

@@ -240,3 +240,10 @@ async def test_enroll_email_other_address(client: Client) -> None:
         email="other@example.org",
     )
     assert state_of(client).inbox("alice@example.com")[0].to == "other@example.org"
+
+
+async def test_missing_oob_code(client: Client) -> None:
+    """mfa-oob without oob_code is 400 invalid_request."""
+    token = await mfa_token(client, "carol@example.com", "carol-pw")
+    response = await grant(client, OOB, token)
+    assert (await json_of(response))["error_description"] == "Missing required parameter: oob_code"

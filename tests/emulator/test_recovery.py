@@ -111,3 +111,9 @@ async def test_deleting_recovery_authenticator_forgets_code(client: Client) -> N
     state.delete_authenticator(user, recovery.id)
     response = await grant(client, RECOVERY, await _bob(client), recovery_code=RECOVERY_CODE)
     assert response.status == 403
+
+
+async def test_missing_recovery_code(client: Client) -> None:
+    """mfa-recovery-code without recovery_code is 400 invalid_request."""
+    response = await grant(client, RECOVERY, await _bob(client))
+    assert response.status == 400
