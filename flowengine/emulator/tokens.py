@@ -32,9 +32,9 @@ from cryptography.x509.oid import NameOID
 from flowengine.jsonio import dumps, loads
 
 __all__ = [
-    "OPENED_CACHE_SIZE",
     "ExpiredToken",
     "MalformedToken",
+    "OPENED_CACHE_SIZE",
     "Sealer",
     "Signer",
     "b64url",
