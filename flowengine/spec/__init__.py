@@ -44,10 +44,10 @@ from flowengine.spec.users import CsvUsers, ListedUsers, PatternUsers, UserSourc
 
 __all__ = [
     "BUILTIN_FACTORS",
-    "DEFAULT_CREDENTIALS",
-    "DEFAULT_POPULATION",
     "ClosedLoad",
     "CsvUsers",
+    "DEFAULT_CREDENTIALS",
+    "DEFAULT_POPULATION",
     "Delete",
     "Enroll",
     "Expectation",

@@ -21,10 +21,8 @@ from flowengine.spec.hooks import known_factors
 from flowengine.spec.users import UserSource, parse_users
 
 __all__ = [
-    "ERROR_CODES",
-    "OUTCOMES",
-    "STEP_KINDS",
     "Delete",
+    "ERROR_CODES",
     "Enroll",
     "Expectation",
     "ExpireMfaToken",
@@ -32,10 +30,12 @@ __all__ = [
     "LatencyBound",
     "ListAuthenticators",
     "Login",
+    "OUTCOMES",
     "Push",
     "RecoveryCode",
     "Refresh",
     "Repeat",
+    "STEP_KINDS",
     "Step",
     "StepBase",
     "Userinfo",
@@ -553,7 +553,9 @@ def parse_journeys(
                 key_path(where, "name"), "expected letters, digits, '-', '_' or '.' (at most 64)"
             )
         if any(journey.name == name for journey in journeys):
-            raise r.error(key_path(where, "name"), f"another journey is named {name!r}")
+            raise r.error(
+                key_path(where, "name"), f"another journey is named {describe(data['name'])}"
+            )
         description = r.string(
             data.get("description", ""),
             key_path(where, "description"),

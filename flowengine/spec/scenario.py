@@ -386,7 +386,13 @@ def _thresholds(r: Reader, value: Any, path: str) -> tuple[str, ...]:
     for index, item in enumerate(items):
         where = item_path(path, index)
         text = r.string(item, where, what="a threshold like 'p95(flow) < 800ms'")
-        check_threshold(text, source=r.source, path=where)
+        try:
+            check_threshold(text, source=r.source, path=where)
+        except ScenarioError:
+            if "${" not in item:
+                raise
+            # The parser quotes the expanded text; show the reference instead.
+            raise r.error(where, f"invalid threshold {describe(item)}") from None
         thresholds.append(text)
     return tuple(thresholds)
 

@@ -484,7 +484,9 @@ def parse_users(
         seen: set[str] = set()
         for index, user in enumerate(users):
             if user.username in seen:
-                raise r.error(item_path(path, index), f"{user.username!r} is listed twice")
+                item = value[index]
+                raw = item.get("username") if isinstance(item, dict) else item
+                raise r.error(item_path(path, index), f"{describe(raw)} is listed twice")
             seen.add(user.username)
         return ListedUsers(users=users)
     what = "a mapping (pattern, password, count), {csv: file} or a list of users"
