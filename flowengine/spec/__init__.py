@@ -8,12 +8,23 @@ naming the file, the key path and what was expected, e.g.
 from __future__ import annotations
 
 from flowengine.spec.hooks import BUILTIN_FACTORS, check_threshold, known_factors
-from flowengine.spec.journeys import (
+from flowengine.spec.journeys import Journey
+from flowengine.spec.load import ClosedLoad, LoadSpec, OpenLoad, Stage, ThinkTime
+from flowengine.spec.scenario import (
+    DEFAULT_CREDENTIALS,
+    DEFAULT_POPULATION,
+    FactorMix,
+    PushPolicy,
+    Scenario,
+    TimeoutSpec,
+    load_scenario,
+    parse_scenario,
+)
+from flowengine.spec.steps import (
     Delete,
     Enroll,
     Expectation,
     ExpireMfaToken,
-    Journey,
     LatencyBound,
     ListAuthenticators,
     Login,
@@ -27,18 +38,7 @@ from flowengine.spec.journeys import (
     Wait,
     WrongCode,
 )
-from flowengine.spec.load import ClosedLoad, LoadSpec, OpenLoad, Stage, ThinkTime
-from flowengine.spec.scenario import (
-    DEFAULT_CREDENTIALS,
-    DEFAULT_POPULATION,
-    FactorMix,
-    PushPolicy,
-    Scenario,
-    Target,
-    TimeoutSpec,
-    load_scenario,
-    parse_scenario,
-)
+from flowengine.spec.target import Target
 from flowengine.spec.units import parse_duration, parse_rate
 from flowengine.spec.users import CsvUsers, ListedUsers, PatternUsers, UserSource, UserSpec
 
