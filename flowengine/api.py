@@ -43,7 +43,7 @@ from flowengine.replies import (
     parse_token_set,
 )
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
+__all__ = [
     "ASSOCIATE",
     "AUTHENTICATORS",
     "AuthClient",

@@ -77,6 +77,9 @@ class EngineConfig:
     )
     """Where OTP codes come from: computed from the stored secret, or asked of the code
     source (a person typing what their authenticator app shows)."""
+    remember_otp_steps: bool = True
+    """Store the last TOTP step used per user, so a code is not reused by the next run
+    (one small write per OTP login; off, only this process remembers)."""
     otp_challenge: bool = True
     """Call ``/mfa/challenge`` before an OTP grant (Auth0 allows skipping it)."""
     validate_id_token: bool = True

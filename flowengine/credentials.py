@@ -43,6 +43,9 @@ class UserCredentials:
     authenticators: tuple[StoredAuthenticator, ...] = ()
     phone_number: str | None = None
     email: str | None = None
+    last_otp_step: int | None = None
+    """The last TOTP time step (epoch seconds // 30) submitted: OTP codes are single use,
+    across runs too."""
 
     def with_authenticator(self, authenticator: StoredAuthenticator) -> UserCredentials:
         """A copy with ``authenticator`` added or replacing the one with the same id."""

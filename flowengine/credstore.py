@@ -109,6 +109,7 @@ def record_to_dict(record: UserCredentials, *, include_secrets: bool = True) -> 
         ],
         "phone_number": record.phone_number,
         "email": record.email,
+        "last_otp_step": record.last_otp_step,
     }
 
 
@@ -149,7 +150,15 @@ def record_from_dict(data: Mapping[str, Any]) -> UserCredentials:
         authenticators=tuple(_authenticator(a, i) for i, a in enumerate(authenticators)),
         phone_number=_optional_str(data, "phone_number"),
         email=_optional_str(data, "email"),
+        last_otp_step=_optional_int(data, "last_otp_step"),
     )
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{name}: expected a whole number or null, got {type(value).__name__}")
 
 
 def _derive_key(key: bytes | str, salt: bytes) -> bytes:

@@ -26,11 +26,11 @@ from flowengine.errors import ConfigError, FlowError
 
 __all__ = [
     "FINAL_STATES",
+    "FlowRun",
     "INITIAL_STATE",
     "STATES",
     "TABLE",
     "TRANSITIONS",
-    "FlowRun",
     "build_machine",
     "compile_table",
     "graph_command",

@@ -25,7 +25,7 @@ import attrs
 
 from flowengine.errors import ProtocolError
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
+__all__ = [
     "Association",
     "Authenticator",
     "Challenge",

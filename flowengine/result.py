@@ -11,7 +11,14 @@ from flowengine.errors import FlowError, FlowTimeout
 if TYPE_CHECKING:
     from flowengine.replies import TokenSet
 
-__all__ = ["FAILED", "OUTCOMES", "SUCCESS", "TIMEOUT", "LoginResult", "StepRecord"]
+__all__ = [
+    "FAILED",
+    "LoginResult",
+    "OUTCOMES",
+    "SUCCESS",
+    "StepRecord",
+    "TIMEOUT",
+]
 
 SUCCESS: Final = "success"
 FAILED: Final = "failed"

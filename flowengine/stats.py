@@ -32,7 +32,7 @@ from hdrh.histogram import HdrHistogram
 
 from flowengine.errors import ConfigError
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exported_members.py checks
+__all__ = [
     "CANCELLED",
     "FLOW",
     "HIGHEST_US",

@@ -309,3 +309,20 @@ async def test_step_events_carry_no_secret(rig: Rig) -> None:
     secrets = [user(19)[1], record.otp_secret, record.recovery_code, result.tokens.access_token]
     text = repr(events) + repr(result)
     assert not [s for s in secrets if s and s in text]
+
+
+async def test_otp_step_is_remembered_across_engines(aiohttp_server: AiohttpServer) -> None:
+    """A second engine on the same store does not reuse the first one's OTP window."""
+    async for made in make_rig(aiohttp_server):
+        assert (await login(made, 20, "otp")).ok
+        async with Engine(
+            domain=made.engine.config.base_url,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            credentials=made.store,
+            clock=made.clock,
+            scope=SCOPE,
+        ) as other:
+            result = await other.login(*user(20), factor="otp")
+        assert result.ok, result
+        assert "otp_wait" in steps(result)

@@ -20,7 +20,7 @@ from flowengine.factors.base import (
 if TYPE_CHECKING:
     from flowengine.replies import Authenticator, ErrorReply, MfaRequired, TokenSet
 
-__all__ = ["TOTP_PERIOD", "OtpFactor", "totp_code"]
+__all__ = ["OtpFactor", "TOTP_PERIOD", "totp_code"]
 
 TOTP_PERIOD = 30
 
@@ -95,10 +95,12 @@ class OtpFactor(FactorStrategy):
             raise FactorError("no OTP secret is stored for this user", factor=self.name)
         now = ctx.clock.time()
         step = int(now // TOTP_PERIOD)
-        last = ctx.otp_counters.get(ctx.username)
+        last = ctx.otp_counters.get(ctx.username, ctx.credentials.last_otp_step)
         if last is not None and step <= last:
             await ctx.wait((last + 1) * TOTP_PERIOD - now + 0.001, "otp_wait")
             now = ctx.clock.time()
             step = int(now // TOTP_PERIOD)
         ctx.otp_counters[ctx.username] = step
+        if ctx.config.remember_otp_steps:
+            ctx.save(attrs.evolve(ctx.credentials, last_otp_step=step))
         return await ctx.api.otp_grant(ctx.mfa_token, totp_code(secret, now))
