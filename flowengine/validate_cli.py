@@ -1,7 +1,8 @@
 """``flowengine validate SCENARIO...``: check scenario files without running them.
 
 Prints ``ok: FILE (name, N users, model M, J journeys)`` per valid file, and one error line
-per invalid file on stderr; exits BAD_INPUT (2) if any file is invalid.
+per invalid file on stderr; exits BAD_INPUT (2) if any file is invalid. Factors that other
+packages ship under the ``flowengine.factors`` entry point group are loaded first.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from flowengine.errors import ScenarioError
+from flowengine.errors import FactorError, ScenarioError
 from flowengine.exitcodes import BAD_INPUT
+from flowengine.factors import load_entry_points
 from flowengine.spec import Scenario, load_scenario
 
 __all__ = ["summary", "validate_command"]
@@ -41,6 +43,11 @@ def summary(scenario: Scenario) -> str:
 @click.pass_context
 def validate_command(ctx: click.Context, scenarios: tuple[Path, ...]) -> None:
     """Check scenario files without running them (exit 2 if one is invalid)."""
+    try:
+        load_entry_points()  # so that scenarios may name third-party factors
+    except FactorError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(int(BAD_INPUT))
     failed = False
     for path in scenarios:
         try:

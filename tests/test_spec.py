@@ -736,10 +736,22 @@ def test_seed_not_a_float() -> None:
 
 
 def test_emulator_settings_pass_through_expanded() -> None:
-    """emulator.settings is free-form, with ${ENV} expanded."""
-    settings = {"mfa": {"factors": ["otp"], "lockout": 10}, "key": "${K}"}
+    """emulator.settings is passed through, with ${ENV} expanded."""
+    settings = {"friendly_name": "${K}", "factors": ["otp", "sms"], "mfa_required": True}
     scenario = parse({"load": LOAD, "emulator": {"settings": settings}}, env={"K": "v"})
-    assert scenario.emulator_settings == {"mfa": {"factors": ["otp"], "lockout": 10}, "key": "v"}
+    assert scenario.emulator_settings == {
+        "friendly_name": "v",
+        "factors": ["otp", "sms"],
+        "mfa_required": True,
+    }
+
+
+def test_emulator_settings_checked_by_the_emulator() -> None:
+    """A setting the emulator refuses is reported with its key path."""
+    message = error({"load": LOAD, "emulator": {"settings": {"mfa_required": "yes"}}})
+    assert (
+        message == "flows/x.yaml: emulator.settings.mfa_required: expected true or false, got 'yes'"
+    )
 
 
 def test_emulator_settings_refuse_odd_values() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -313,3 +314,16 @@ def test_secrets_never_in_messages(data: dict[str, Any], plants: list[tuple[str,
         else:
             data[section] = {key: "${SECRET}"}
     check(data)
+
+
+def _settings_keys() -> list[str]:
+    from flowengine.emulator.config import Settings
+
+    return [field.name for field in attrs.fields(Settings)]
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(_settings_keys()), shaped, max_size=4))
+def test_fuzzed_emulator_settings(settings: dict[str, Any]) -> None:
+    """Any emulator settings are accepted or refused with a ScenarioError naming the file."""
+    check({"load": {"users": 1, "iterations": 1}, "emulator": {"settings": settings}})

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from flowengine.cli import main
+from flowengine.errors import FactorError
 from flowengine.exitcodes import BAD_INPUT
 from flowengine.spec import load_scenario
 from flowengine.validate_cli import summary, validate_command
@@ -105,6 +106,18 @@ def test_through_the_main_group(runner: CliRunner) -> None:
     """flowengine validate resolves lazily to this command."""
     result = runner.invoke(main, ["validate", str(GOOD)])
     assert (result.exit_code, result.stdout.startswith("ok: ")) == (0, True)
+
+
+def test_broken_factor_plugin(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A factor plugin that fails to load is bad input."""
+
+    def broken() -> list[str]:
+        raise FactorError("factor entry point 'x' (x:X) failed to load: boom")
+
+    monkeypatch.setattr("flowengine.validate_cli.load_entry_points", broken)
+    result = runner.invoke(validate_command, [str(GOOD)])
+    assert (result.exit_code, result.stdout) == (BAD_INPUT, "")
+    assert result.stderr == "error: factor entry point 'x' (x:X) failed to load: boom\n"
 
 
 def test_summary_without_load(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
-"""Where scenario validation asks other modules: the factor registry and the threshold parser.
+"""Where scenario validation asks other modules: factors, thresholds, emulator settings.
 
-Both are looked up when called, so a factor registered at run time (or shipped under the
-``flowengine.factors`` entry point group) is accepted, and the threshold grammar lives in
-one place only.
+Each is looked up when called, so a factor registered at run time (or shipped under the
+``flowengine.factors`` entry point group) is accepted, and each grammar lives in one place.
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from flowengine.errors import ScenarioError
+from flowengine.errors import ConfigError, ScenarioError
 
-__all__ = ["BUILTIN_FACTORS", "check_threshold", "known_factors"]
+__all__ = ["BUILTIN_FACTORS", "check_emulator_settings", "check_threshold", "known_factors"]
 
 BUILTIN_FACTORS: tuple[str, ...] = ("email", "otp", "push", "recovery-code", "sms", "voice")
 """The factors flowengine ships (docs/design.md), valid even before their strategies load."""
@@ -56,3 +55,23 @@ def check_threshold(text: str, *, source: str, path: str) -> None:
         raise
     except ValueError as exc:
         raise ScenarioError(str(exc) or "invalid threshold", source=source, path=path) from None
+
+
+def check_emulator_settings(settings: dict[str, Any], *, source: str, path: str) -> None:
+    """Raise ScenarioError naming ``source`` and ``path.key`` if the emulator refuses ``settings``.
+
+    Delegates to ``flowengine.emulator.tenant.parse_tenant``; accepts anything while that
+    module does not exist.
+    """
+    module = _optional_module("flowengine.emulator.tenant")
+    parse = getattr(module, "parse_tenant", None)
+    if not callable(parse):
+        return
+    try:
+        parse({"settings": settings}, source)
+    except ConfigError as exc:
+        message = str(exc)
+        prefix = ": ".join(part for part in (exc.source, exc.path) if part) + ": "
+        message = message.removeprefix(prefix)
+        where = path if not exc.path else f"{path}.{exc.path.removeprefix('settings').lstrip('.')}"
+        raise ScenarioError(message, source=source, path=where.rstrip(".")) from None

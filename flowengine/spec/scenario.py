@@ -18,7 +18,7 @@ import attrs
 from flowengine.errors import ScenarioError
 from flowengine.spec._read import Reader, describe, item_path, key_path, one_of
 from flowengine.spec._yaml import read_yaml
-from flowengine.spec.hooks import check_threshold, known_factors
+from flowengine.spec.hooks import check_emulator_settings, check_threshold, known_factors
 from flowengine.spec.journeys import Journey, parse_journeys
 from flowengine.spec.load import ClosedLoad, LoadSpec, parse_load
 from flowengine.spec.population import parse_users
@@ -286,7 +286,9 @@ def _emulator(r: Reader, value: Any, path: str) -> dict[str, Any]:
     if settings is None:
         return {}
     r.mapping(settings, key_path(path, "settings"))
-    result: dict[str, Any] = _plain(r, settings, key_path(path, "settings"), [100_000])
+    where = key_path(path, "settings")
+    result: dict[str, Any] = _plain(r, settings, where, [100_000])
+    check_emulator_settings(result, source=r.source, path=where)
     return result
 
 
