@@ -76,30 +76,32 @@ def test_fixed_password() -> None:
     assert {user.password for user in users.iter_users()} == {"same"}
 
 
-def test_hex_format_spec() -> None:
-    """{n:x} formats in hexadecimal."""
-    users = parse({**POPULATION, "pattern": "u{n:04x}", "start": 255, "count": 1}).users
-    assert names(users) == ["u00ff"]
+def test_zero_padded_spec() -> None:
+    """{n:05d} pads with zeros."""
+    users = parse({**POPULATION, "pattern": "u{n:05d}", "start": 255, "count": 1}).users
+    assert names(users) == ["u00255"]
 
 
 def test_pattern_without_n_refused() -> None:
-    """Many users need {n} in their name."""
+    """A username pattern needs {n}."""
     assert error({**POPULATION, "pattern": "same@example.test"}) == (
-        "flows/x.yaml: users.pattern: must contain {n}, or every user would have the same name"
+        "flows/x.yaml: users.pattern: must contain {n} exactly once (the user's number)"
     )
 
 
-def test_pattern_without_n_allowed_for_one_user() -> None:
-    """One user may have a fixed name."""
-    assert names(parse({**POPULATION, "pattern": "solo", "count": 1}).users) == ["solo"]
+def test_pattern_with_two_n_refused() -> None:
+    """A username pattern has {n} once, as the emulator needs."""
+    assert error({**POPULATION, "pattern": "u{n}-{n}"}) == (
+        "flows/x.yaml: users.pattern: must contain {n} exactly once (the user's number)"
+    )
 
 
 @pytest.mark.parametrize(
-    "pattern", ["u{m}", "u{n!r}", "u{n.real}", "u{n[0]}", "u{0}", "u{n:999999d}"]
+    "pattern", ["u{m}", "u{n!r}", "u{n.real}", "u{n[0]}", "u{0}", "u{n:999999d}", "u{n:x}"]
 )
 def test_unsupported_placeholders_refused(pattern: str) -> None:
     """Only {n} with a short format spec is allowed."""
-    assert "users.pattern: unsupported '{" in error({**POPULATION, "pattern": pattern})
+    assert "users.pattern: unsupported placeholder '{" in error({**POPULATION, "pattern": pattern})
 
 
 def test_unbalanced_braces_refused() -> None:
@@ -113,7 +115,7 @@ def test_bad_password_placeholder_hidden() -> None:
     """A bad placeholder in a password is not echoed."""
     message = error({**POPULATION, "password": "hunter{secret}"})
     assert message == (
-        "flows/x.yaml: users.password: unsupported a placeholder; use {n}, {n:07d} or {n:x}"
+        "flows/x.yaml: users.password: unsupported placeholder; use {n} or {n:07d}"
         " (write {{ and }} for literal braces)"
     )
 
@@ -145,6 +147,13 @@ def test_missing_pattern_key() -> None:
     """password is required."""
     assert error({"pattern": "u{n}", "count": 3}) == (
         "flows/x.yaml: users: missing required key 'password'"
+    )
+
+
+def test_missing_source_of_users() -> None:
+    """A mapping without pattern or csv says where users can come from."""
+    assert error({"count": 3, "password": "x"}) == (
+        "flows/x.yaml: users: missing 'pattern' or 'csv' (where the users come from)"
     )
 
 

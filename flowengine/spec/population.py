@@ -23,8 +23,8 @@ from flowengine.spec.users import (
 
 __all__ = ["parse_users"]
 
-_SPEC = re.compile(r"0?[0-9]{0,2}[dxX]?\Z")
-"""Format specs allowed after ``{n:``: a width, zero padding, decimal or hex."""
+_SPEC = re.compile(r"0?[0-9]{0,2}d?\Z")
+"""Format specs allowed after ``{n:``: a width and zero padding (decimal, as the emulator)."""
 
 
 def _load_csv(r: Reader, value: Any, path: str) -> CsvUsers:
@@ -47,10 +47,10 @@ def _load_csv(r: Reader, value: Any, path: str) -> CsvUsers:
 
 def _template(
     r: Reader, value: Any, path: str, *, what: str, secret: bool = False
-) -> tuple[str, bool]:
-    """A ``{n}`` template (expanded, braces from the environment escaped), and whether it uses n."""
+) -> tuple[str, int]:
+    """A ``{n}`` template (expanded, braces from the environment escaped), and its count of n."""
     text = r.string(value, path, what=what, secret=secret, literal_braces=True)
-    uses_n = False
+    uses_n = 0
     try:
         parts = list(string.Formatter().parse(text))
     except ValueError:
@@ -59,17 +59,13 @@ def _template(
         if field is None:
             continue
         if field != "n" or conversion is not None or not _SPEC.match(spec or ""):
-            shown = (
-                "a placeholder"
-                if secret
-                else repr("{" + field + (f":{spec}" if spec else "") + "}")
-            )
+            shown = "" if secret else " " + repr("{" + field + (f":{spec}" if spec else "") + "}")
             raise r.error(
                 path,
-                f"unsupported {shown}; use {{n}}, {{n:07d}} or {{n:x}}"
+                f"unsupported placeholder{shown}; use {{n}} or {{n:07d}}"
                 " (write {{ and }} for literal braces)",
             )
-        uses_n = True
+        uses_n += 1
     return text, uses_n
 
 
@@ -95,9 +91,9 @@ def _pattern_users(r: Reader, data: dict[str, Any], path: str) -> PatternUsers:
     pattern, uses_n = _template(
         r, data["pattern"], key_path(path, "pattern"), what="a username pattern"
     )
-    if count > 1 and not uses_n:
+    if uses_n != 1:
         raise r.error(
-            key_path(path, "pattern"), "must contain {n}, or every user would have the same name"
+            key_path(path, "pattern"), "must contain {n} exactly once (the user's number)"
         )
     password, _ = _template(
         r, data["password"], key_path(path, "password"), what="a password", secret=True
@@ -237,7 +233,8 @@ def parse_users(
             )
         return population.window(skip, count)
     if "pattern" not in data:
-        keys = ("count", "csv", "from", "password", "pattern", "phone", "start")
-        r.check_keys(data, path, keys if population is not None else (*_PATTERN_KEYS, "csv"))
-        raise r.error(path, f"expected {what}")
+        extra = ("csv", "from", "skip") if population is not None else ("csv",)
+        r.check_keys(data, path, (*_PATTERN_KEYS, *extra))
+        sources = "'pattern', 'csv' or 'from'" if population is not None else "'pattern' or 'csv'"
+        raise r.error(path, f"missing {sources} (where the users come from)")
     return _pattern_users(r, data, path)

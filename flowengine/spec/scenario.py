@@ -302,47 +302,37 @@ def parse_scenario(
     name = Path(source).stem or "scenario"
     if data.get("name") is not None:
         name = r.string(data["name"], "name", what="a scenario name")
-    description = r.string(
-        data.get("description") or "", "description", what="a description", empty=True
+    description = r.optional_string(
+        data.get("description"), "description", what="a description", empty=True
     )
     target = None if data.get("target") is None else parse_target(r, data["target"], "target")
-    load = None if data.get("load") is None else parse_load(r, data["load"], "load")
     population: UserSource | None = None
     if data.get("users") is not None:
         population = parse_users(r, data["users"], "users")
     elif target is None:
         population = DEFAULT_POPULATION
-    elif load is not None:
-        raise r.error("", "missing 'users' (who logs in): required with a target and a load")
-    if isinstance(load, ClosedLoad) and population is not None and load.users > population.count:
-        raise r.error(
-            "load.users",
-            f"{load.users} virtual users need at least as many users; the"
-            f" population has {population.count}",
-        )
-    journeys: tuple[Journey, ...] = ()
-    if data.get("journeys") is not None:
-        journeys = parse_journeys(r, data["journeys"], "journeys", population=population)
-    if load is None and not journeys:
-        raise r.error("", "nothing to run: give load, journeys or both")
     factors = FactorMix(weights=(("otp", 1.0),))
     if data.get("factors") is not None:
         factors = _factors(r, data["factors"], "factors")
     enrollment = r.choice(
-        data.get("enrollment", "enroll"),
-        "enrollment",
-        _ENROLLMENT,
-        what="enrollment policy",
+        data.get("enrollment", "enroll"), "enrollment", _ENROLLMENT, what="enrollment policy"
     )
     push = _push(r, data.get("push"), "push", default="approve" if target is None else "manual")
-    timeouts = (
-        TimeoutSpec()
-        if data.get("timeouts") is None
-        else _timeouts(r, data["timeouts"], "timeouts")
-    )
-    thresholds = (
-        () if data.get("thresholds") is None else _thresholds(r, data["thresholds"], "thresholds")
-    )
+    load = None if data.get("load") is None else parse_load(r, data["load"], "load")
+    if load is not None and population is None:
+        raise r.error("", "missing 'users' (who logs in): required with a target and a load")
+    if isinstance(load, ClosedLoad) and population is not None and load.users > population.count:
+        raise r.error(
+            "load.users",
+            f"{load.users} virtual users need at least as many users;"
+            f" the population has {population.count}",
+        )
+    timeouts = TimeoutSpec()
+    if data.get("timeouts") is not None:
+        timeouts = _timeouts(r, data["timeouts"], "timeouts")
+    thresholds: tuple[str, ...] = ()
+    if data.get("thresholds") is not None:
+        thresholds = _thresholds(r, data["thresholds"], "thresholds")
     credentials = _credentials(r, data.get("credentials", DEFAULT_CREDENTIALS), "credentials")
     seed = None
     if data.get("seed") is not None:
@@ -356,11 +346,16 @@ def parse_scenario(
                 "emulator", "applies to the embedded emulator only; remove it or the target"
             )
         settings = _emulator(r, data["emulator"], "emulator")
+    journeys: tuple[Journey, ...] = ()
+    if data.get("journeys") is not None:
+        journeys = parse_journeys(r, data["journeys"], "journeys", population=population)
+    if load is None and not journeys:
+        raise r.error("", "nothing to run: give load, journeys or both")
     return Scenario(
         source=source,
         base_dir=base_dir,
         name=name,
-        description=description,
+        description=description or "",
         target=target,
         users=population if population is not None else ListedUsers(),
         factors=factors,

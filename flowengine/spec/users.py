@@ -109,25 +109,14 @@ def _format(template: str, n: int) -> str:
     return template.format(n=n)
 
 
-def _match(template: str, username: str) -> Iterator[int]:
-    """The numbers ``n`` that could have produced ``username`` from ``template``."""
+def _match(template: str, username: str) -> int | None:
+    """The number ``n`` that could have produced ``username`` from ``template``, or None."""
     regex = "".join(
-        re.escape(literal) + ("" if field is None else "([0-9A-Fa-f]+)")
+        re.escape(literal) + ("" if field is None else "([0-9]+)")
         for literal, field, _, _ in string.Formatter().parse(template)
     )
     found = re.fullmatch(regex, username)
-    if found is None:
-        return
-    for base in (10, 16):
-        numbers = set()
-        for group in found.groups():
-            try:
-                numbers.add(int(group, base))
-            except ValueError:
-                break
-        else:
-            if len(numbers) == 1:
-                yield numbers.pop()
+    return None if found is None else int(found.group(1))
 
 
 @attrs.frozen(kw_only=True)
@@ -135,7 +124,7 @@ class PatternUsers(UserSource):
     """A generated population: user ``n`` for ``n`` in ``start .. start + count - 1``."""
 
     pattern: str
-    """Username template with ``{n}``, e.g. ``user{n}@example.test`` or ``u{n:05d}``."""
+    """Username template with ``{n}`` once, e.g. ``user{n}@example.test`` or ``u{n:05d}``."""
     password: str = attrs.field(repr=False)
     """Password template; ``{n}`` optional (``Passw0rd!{n}``), ``{{`` for a literal brace."""
     count: int
@@ -165,10 +154,10 @@ class PatternUsers(UserSource):
         return attrs.evolve(self, start=self.start + skip, count=count)
 
     def find(self, username: str) -> UserSpec | None:
-        for n in _match(self.pattern, username):
-            if self.start <= n < self.start + self.count and _format(self.pattern, n) == username:
-                return self.user(n)
-        return None
+        n = _match(self.pattern, username)
+        if n is None or not self.start <= n < self.start + self.count:
+            return None
+        return self.user(n) if _format(self.pattern, n) == username else None
 
 
 @attrs.frozen(kw_only=True)
