@@ -23,8 +23,9 @@ __all__ = ["CredentialStore", "InMemoryCredentials", "StoredAuthenticator", "Use
 class StoredAuthenticator:
     """An authenticator the engine enrolled (or found) for a user."""
 
-    id: str
-    """Auth0's authenticator id, e.g. ``totp|dev_6NWz8awwC8brh2dN``."""
+    id: str | None
+    """Auth0's authenticator id, e.g. ``totp|dev_6NWz8awwC8brh2dN``; None for one this
+    engine enrolled and has not seen listed yet (Auth0's enrollment answer has no id)."""
     factor: str
     """The factor strategy's name: ``otp``, ``sms``, ``voice``, ``email``, ``push``..."""
     active: bool = True
@@ -51,6 +52,15 @@ class UserCredentials:
         """A copy with ``authenticator`` added or replacing the one with the same id."""
         others = tuple(a for a in self.authenticators if a.id != authenticator.id)
         return attrs.evolve(self, authenticators=(*others, authenticator))
+
+    def with_enrolled(self, factor: str) -> UserCredentials:
+        """A copy noting that ``factor`` was just enrolled and confirmed (id not yet known)."""
+        if any(a.factor == factor and a.active for a in self.authenticators):
+            return self
+        return attrs.evolve(
+            self,
+            authenticators=(*self.authenticators, StoredAuthenticator(id=None, factor=factor)),
+        )
 
     def without_authenticator(self, authenticator_id: str) -> UserCredentials:
         """A copy without the authenticator ``authenticator_id``."""

@@ -37,6 +37,7 @@ import binascii
 import contextlib
 import os
 import sqlite3
+from pathlib import Path
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -134,7 +135,7 @@ def _authenticator(data: Any, index: int) -> StoredAuthenticator:
     if not isinstance(active, bool):
         raise ValueError(f"authenticators[{index}].active: expected true or false")
     return StoredAuthenticator(
-        id=_required_str(data, "id"), factor=_required_str(data, "factor"), active=active
+        id=_optional_str(data, "id"), factor=_required_str(data, "factor"), active=active
     )
 
 
@@ -598,7 +599,8 @@ def import_credentials(
 def open_store(spec: str | None, *, env: str = ENV_KEY) -> CredentialStore:
     """A store from a spec: None or ``"memory"``, a file path, or ``sqlite:///path``.
 
-    A SQLite store takes its key from the environment variable ``env`` when it is set.
+    A SQLite store takes its key from the environment variable ``env`` when it is set;
+    its directory is created when missing.
     """
     if spec is None or spec in ("", "memory", "memory://"):
         return InMemoryCredentials()
@@ -612,4 +614,12 @@ def open_store(spec: str | None, *, env: str = ENV_KEY) -> CredentialStore:
         path = spec
     if not path:
         raise CredentialStoreError(f"credential store {spec!r} names no file")
+    parent = Path(path).parent
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as exc:
+            raise CredentialStoreError(
+                f"credential store {path}: cannot create its directory ({exc.strerror})"
+            ) from None
     return SQLiteCredentials.from_env(path, env=env)

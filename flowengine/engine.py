@@ -298,6 +298,7 @@ class _Login:
         "tokens",
         "used_factors",
         "username",
+        "waited",
     )
 
     def __init__(
@@ -337,6 +338,7 @@ class _Login:
         self.used_factors: list[str] = []
         self.enrolled = False
         self.holding = False
+        self.waited = 0.0
         self.state = INITIAL_STATE
         self.outcome = FAILED
         self.error: str | None = None
@@ -368,7 +370,9 @@ class _Login:
         await self.clock.sleep(seconds)
         await gate.acquire()
         self.holding = True
-        self.path.append(StepRecord(step, self.clock.monotonic() - started, _OK))
+        seconds = self.clock.monotonic() - started
+        self.waited += seconds
+        self.path.append(StepRecord(step, seconds, _OK))
 
     # -- the run --------------------------------------------------------------------------
 
@@ -384,8 +388,9 @@ class _Login:
             self.state = state
             await self.on_token()
 
-    def step(self, name: str, started: float, outcome: str = _OK) -> None:
-        seconds = self.clock.monotonic() - started
+    def step(self, name: str, started: float, outcome: str = _OK, waited: float = 0.0) -> None:
+        """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`."""
+        seconds = self.clock.monotonic() - started - waited
         self.path.append(StepRecord(name, seconds, outcome))
         self.engine._log.debug(
             "login.step", flow_id=self.flow_id, user=self.username, step=name, outcome=outcome
@@ -468,13 +473,14 @@ class _Login:
         if not has_active:
             if not config.enroll:
                 return self._no_factor("not_enrolled", "the user has no active authenticator")
-            name = self.factor_name or next(
-                (n for n in config.factor_order if get_strategy(n).can_enroll), "otp"
-            )
-            strategy = get_strategy(name)
-            if not strategy.can_enroll:
-                return self._no_factor("cannot_enroll", f"factor {name!r} cannot be enrolled")
-            return strategy
+            if self.factor_name is not None and get_strategy(self.factor_name).can_enroll:
+                return get_strategy(self.factor_name)
+            # No factor asked, or one that cannot be enrolled (a recovery code comes with
+            # the first enrollment): enroll the first enrollable factor of the order.
+            for name in config.factor_order:
+                if get_strategy(name).can_enroll:
+                    return get_strategy(name)
+            return self._no_factor("cannot_enroll", "no factor of factor_order can be enrolled")
         if self.factor_name is not None:
             strategy = get_strategy(self.factor_name)
             if strategy.find(authenticators) is None:
@@ -544,15 +550,19 @@ class _Login:
         strategy = self.strategy
         assert strategy is not None
         started = self.clock.monotonic()
+        waited = self.waited
         reply = await strategy.verify(self, self.pending)
+        waited = self.waited - waited  # an OTP window wait is its own step
         step = f"grant:{strategy.grant}"
         if isinstance(reply, TokenSet):
-            self.step(step, started)
+            self.step(step, started, waited=waited)
             self.tokens = reply
             self.used_factors.append(strategy.name)
+            if self.pending.enrolling:
+                self.save(self.credentials.with_enrolled(strategy.name))
             return "tokens_issued"
         if isinstance(reply, MfaRequired):
-            self.step(step, started)
+            self.step(step, started, waited=waited)
             self.used_factors.append(strategy.name)
             self.chained += 1
             if self.chained > self.config.max_chained:
@@ -560,7 +570,7 @@ class _Login:
             self.mfa_token = reply.mfa_token
             self.factor_name = None
             return "mfa_required"
-        self.step(step, started, error_kind_name(reply))
+        self.step(step, started, error_kind_name(reply), waited=waited)
         delay = strategy.retry_delay(self, self.pending, reply)
         if delay is not None:
             await self.wait(delay, "push_wait" if strategy.name == "push" else "retry_wait")

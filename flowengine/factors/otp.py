@@ -63,11 +63,13 @@ class OtpFactor(FactorStrategy):
         record = attrs.evolve(
             ctx.credentials,
             otp_secret=reply.secret,
+            last_otp_step=None,
             recovery_code=reply.recovery_codes[0]
             if reply.recovery_codes
             else ctx.credentials.recovery_code,
         )
         ctx.save(record)
+        ctx.otp_counters.pop(ctx.username, None)  # a new secret: no code of it was used
         return pending_from_association(reply)
 
     async def challenge(

@@ -1,0 +1,199 @@
+"""``flowengine run SCENARIO``: run a scenario file with a live view, reports and thresholds.
+
+Exit codes (:mod:`flowengine.exitcodes`): 0 every threshold held, 99 a threshold failed,
+2 bad input (command line, scenario, tenant or credential store), 130 interrupted (partial
+reports are written), 1 anything unexpected. Ctrl-C once: stop starting flows and let the
+ones in flight finish within ``--grace``; twice: stop at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import re
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from flowengine.errors import ConfigError, CredentialStoreError, FlowEngineError
+from flowengine.exitcodes import ExitCode
+from flowengine.live import LiveView
+from flowengine.log import configure_logging
+from flowengine.runner import Runner, RunOverrides, RunResult, apply_overrides
+from flowengine.spec import load_scenario, parse_duration, parse_rate
+
+__all__ = ["default_report_dir", "print_summary", "run_command"]
+
+
+def default_report_dir(name: str, now: datetime.datetime | None = None) -> Path:
+    """``reports/<scenario>-<UTC time>``."""
+    stamp = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    return Path("reports") / f"{safe}-{stamp}"
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--duration") from None
+
+
+def _rate(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate") from None
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def print_summary(result: RunResult, console: Console) -> None:
+    """The end-of-run summary: flows, latency per step, thresholds, report files."""
+    snapshot = result.snapshot
+    console.print(
+        f"[bold]{result.meta['scenario']}[/]: {snapshot.completed} flows in "
+        f"{snapshot.elapsed:.1f} s ({snapshot.flows_per_second:.1f}/s), "
+        f"{snapshot.succeeded} succeeded, {snapshot.failed} failed, "
+        f"{snapshot.cancelled} cancelled, {snapshot.missed_starts} missed starts; "
+        f"{result.meta['enrolled_in_run']} enrolled"
+    )
+    table = Table("step", "count", "errors", "p50 ms", "p95 ms", "p99 ms", "max ms")
+    for stat in [snapshot.flow, *snapshot.ordered_steps()]:
+        table.add_row(
+            stat.name,
+            str(stat.count),
+            str(stat.errors),
+            _ms(stat.percentile(50)),
+            _ms(stat.percentile(95)),
+            _ms(stat.percentile(99)),
+            _ms(stat.max),
+        )
+    console.print(table)
+    if snapshot.errors:
+        top = sorted(snapshot.errors.items(), key=lambda item: -item[1])[:8]
+        console.print("errors: " + ", ".join(f"{kind} {count}" for kind, count in top))
+    for threshold in result.thresholds:
+        mark = "[green]PASS[/]" if threshold.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {threshold.describe()}")
+    for kind, path in result.reports.items():
+        console.print(f"{kind}: {path}")
+
+
+async def _run(runner: Runner) -> RunResult:
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            runner.stop()
+        else:
+            runner.abort()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await runner.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+@click.command("run")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--users", type=click.IntRange(min=1), help="Closed model: concurrent virtual users.")
+@click.option(
+    "--rate",
+    help="Open model: flows started per second (50, 50/s, 600/m); turns a closed scenario open.",
+)
+@click.option("--population", type=click.IntRange(min=1), help="Distinct generated users.")
+@click.option("--duration", help="How long to start flows (30s, 2m).")
+@click.option("--iterations", type=click.IntRange(min=1), help="How many flows to start.")
+@click.option("--seed", type=int, help="Seed for factor choice and think times.")
+@click.option("--credentials", help="Credential store: memory or sqlite:///PATH.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for report.json, steps.csv, series.csv, report.html"
+    " (default: reports/<scenario>-<time>).",
+)
+@click.option("--no-report", is_flag=True, help="Write no report files.")
+@click.option(
+    "--live/--no-live", default=True, show_default=True, help="Show progress while running."
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds in-flight flows may take after Ctrl-C.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+def run_command(
+    scenario: Path,
+    users: int | None,
+    rate: str | None,
+    population: int | None,
+    duration: str | None,
+    iterations: int | None,
+    seed: int | None,
+    credentials: str | None,
+    report_dir: Path | None,
+    no_report: bool,
+    live: bool,
+    grace: float,
+    log_level: str,
+) -> None:
+    """Run a scenario file (load against the embedded emulator or a tenant)."""
+    configure_logging(log_level)
+    err = Console(stderr=True)
+    overrides = RunOverrides(
+        users=users,
+        rate=_rate(rate),
+        population=population,
+        duration=_duration(duration),
+        iterations=iterations,
+        seed=seed,
+        credentials=credentials,
+    )
+    try:
+        loaded = apply_overrides(load_scenario(scenario), overrides)
+        if loaded.load is None:
+            raise ConfigError("has no load section to run", source=str(scenario), path="load")
+        directory = None if no_report else report_dir or default_report_dir(loaded.name)
+        view = None
+        if live:
+            view = LiveView(
+                console=err,
+                title=loaded.name,
+                duration=loaded.load.duration,
+                total=loaded.load.iterations,
+            )
+        runner = Runner(loaded, report_dir=directory, live=view, grace=grace)
+        result = asyncio.run(_run(runner))
+    except (ConfigError, CredentialStoreError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(ExitCode.BAD_INPUT)
+    except FlowEngineError as exc:
+        err.print(f"error: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        sys.exit(ExitCode.CRASH)
+    print_summary(result, Console())
+    sys.exit(result.exit_code)
