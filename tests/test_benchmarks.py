@@ -1,0 +1,41 @@
+"""The benchmark scripts keep working: each runs once in its tiny configuration.
+
+Only exit codes and the shape of the JSON are checked: never a wall time or a rate.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.slow
+def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
+    """emulator_rps.py --quick exits 0 and reports positive figures for every run."""
+    out = tmp_path / "emulator_rps.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "emulator_rps.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert {"setup", "results", "rounds", "summary"} <= data.keys()
+    pairs = {(r["scenario"], r["target"]) for r in data["results"]}
+    assert pairs == {(s, t) for s in ("password", "flow") for t in ("emulator", "bare")}
+    for row in data["results"]:
+        for key in ("units", "rate", "requests_per_s", "server_cpu_us", "client_cpu_us"):
+            assert row[key] > 0, (row["scenario"], row["target"], key)
+    for scenario in ("password", "flow"):
+        summary = data["summary"][scenario]
+        assert summary["rate_ratio"] > 0
+        assert summary["server_cpu_ratio"] > 0
+    assert "2 RS256 signatures" in data["setup"]["flow_scope"]
