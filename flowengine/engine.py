@@ -243,14 +243,15 @@ class Engine:
             if login.holding:
                 self.gate.release()
         result = login.result(self.clock.monotonic() - started)
-        self._log.debug(
-            "login.end",
-            flow_id=login.flow_id,
-            user=username,
-            outcome=result.outcome,
-            error=result.error,
-            steps=len(result.path),
-        )
+        if login.log is not None:
+            login.log.debug(
+                "login.end",
+                flow_id=login.flow_id,
+                user=username,
+                outcome=result.outcome,
+                error=result.error,
+                steps=len(result.path),
+            )
         return result
 
     async def validate_id_token(self, id_token: str) -> None:
@@ -296,6 +297,7 @@ class _Login:
         "status",
         "strategy",
         "tokens",
+        "log",
         "used_factors",
         "username",
         "waited",
@@ -344,6 +346,9 @@ class _Login:
         self.error: str | None = None
         self.error_description: str | None = None
         self.status: int | None = None
+        # A library stays silent until its user configures structlog (whose defaults would
+        # print every debug event); the CLI and capture_logs() configure it.
+        self.log = engine._log if structlog.is_configured() else None
         self.handlers: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
             "password": self.on_password,
             "mfa_required": self.on_mfa_required,
@@ -392,9 +397,10 @@ class _Login:
         """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`."""
         seconds = self.clock.monotonic() - started - waited
         self.path.append(StepRecord(name, seconds, outcome))
-        self.engine._log.debug(
-            "login.step", flow_id=self.flow_id, user=self.username, step=name, outcome=outcome
-        )
+        if self.log is not None:
+            self.log.debug(
+                "login.step", flow_id=self.flow_id, user=self.username, step=name, outcome=outcome
+            )
 
     def fail(self, error: str, description: str, status: int | None = None) -> str:
         self.error = error

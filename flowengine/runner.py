@@ -163,6 +163,8 @@ class Runner:
         self._seed = scenario.seed if scenario.seed is not None else 0
         self._rng = random.Random(self._seed)
         self._in_flight = 0
+        self.max_in_flight = 0
+        """The most flows that were in flight at once."""
         self._issued = 0
         self._enrolled = 0
         self._engine: Engine | None = None
@@ -309,7 +311,9 @@ class Runner:
         intended = started
         limit = self._concurrency()
         tasks: set[asyncio.Task[None]] = set()
-        while self._more(deadline):
+        # The schedule, not the clock, bounds an open run: the last arrival is due before
+        # ``duration`` even if the loop runs late.
+        while self._more(None) and (deadline is None or intended < deadline):
             rate = load.rate_at(intended - started)
             if rate <= 0:
                 intended += 0.1
@@ -403,6 +407,7 @@ class Runner:
         stats = self.stats
         stats.record_start()
         self._in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
             result = await engine.login(
                 user.username,
