@@ -37,10 +37,10 @@ import binascii
 import contextlib
 import os
 import sqlite3
-from pathlib import Path
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Literal, Self
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pytest_aiohttp import AiohttpServer
 
 from flowengine.emulator import EmulatorConfig, create_app
 from flowengine.emulator.config import PopulationConfig
 from flowengine.exitcodes import ExitCode
-from flowengine.runner import RunOverrides, Runner, apply_overrides
+from flowengine.runner import Runner, RunOverrides, apply_overrides
 from flowengine.spec import Scenario, parse_scenario
 
 POPULATION = {
@@ -57,12 +58,7 @@ async def test_open_model_reaches_the_asked_rate(tmp_path: Path) -> None:
     assert result.snapshot.succeeded == result.snapshot.completed
 
 
-def slow(
-    delay: float,
-) -> Callable[
-    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-    Awaitable[web.StreamResponse],
-]:
+def slow(delay: float) -> Middleware:
     """Middleware that answers every request ``delay`` seconds late."""
 
     @web.middleware
@@ -141,7 +137,9 @@ async def test_stop_lets_in_flight_flows_finish(tmp_path: Path) -> None:
     loaded = scenario(tmp_path, load={"model": "closed", "users": 10, "duration": "30s"})
     runner = Runner(loaded)
     task = asyncio.ensure_future(runner.run())
-    while runner.stats.snapshot(series=False).completed < 20:
+    for _ in range(2000):  # bounded poll of the run's own counters (no event to wait on)
+        if runner.stats.snapshot(series=False).completed >= 20:
+            break
         await asyncio.sleep(0.01)
     runner.stop()
     result = await asyncio.wait_for(task, timeout=20)
