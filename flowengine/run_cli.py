@@ -190,10 +190,10 @@ def run_command(
         runner = Runner(loaded, report_dir=directory, live=view, grace=grace)
         result = asyncio.run(_run(runner))
     except (ConfigError, CredentialStoreError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.BAD_INPUT)
     except FlowEngineError as exc:
-        err.print(f"error: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(ExitCode.CRASH)
     print_summary(result, Console())
     sys.exit(result.exit_code)
