@@ -275,7 +275,9 @@ class AuthClient:
                     status=status,
                 ) from exc
             raise TransportError(
-                f"{endpoint}: {type(exc).__name__}: {exc}", endpoint=endpoint
+                f"{endpoint}: {type(exc).__name__}: {exc}",
+                endpoint=endpoint,
+                sent=not isinstance(exc, aiohttp.ClientConnectorError),
             ) from exc
 
     @staticmethod

@@ -6,6 +6,9 @@ from typing import Any
 
 import attrs
 
+from flowengine.lockout import LockoutPolicy
+from flowengine.retry import RetryPolicy
+
 __all__ = ["DEFAULT_FACTOR_ORDER", "EngineConfig", "PoolLimits", "PushPolling", "Timeouts"]
 
 DEFAULT_FACTOR_ORDER: tuple[str, ...] = ("otp", "push", "sms", "voice", "email", "recovery-code")
@@ -25,6 +28,8 @@ class Timeouts:
     """One HTTP request, from sending to the last byte of the answer."""
     login: float | None = attrs.field(default=120.0, validator=_positive)
     """One whole login, from the gate to the tokens."""
+    step: float | None = attrs.field(default=None, validator=_positive)
+    """One step of a login (a grant, a challenge, one push poll and its wait)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +96,8 @@ class EngineConfig:
     timeouts: Timeouts = Timeouts()
     pool: PoolLimits = PoolLimits()
     push: PushPolling = PushPolling()
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    lockout: LockoutPolicy = attrs.field(factory=LockoutPolicy)
 
     @staticmethod
     def normalise_base_url(domain: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -36,7 +37,11 @@ from flowengine.errors import (
     FactorTimeout,
     FlowEngineError,
     FlowError,
+    ProtocolError,
+    RequestTimeout,
+    StepTimeout,
     TokenValidationError,
+    TransportError,
 )
 from flowengine.factors import (
     CodeSource,
@@ -48,6 +53,7 @@ from flowengine.factors import (
 )
 from flowengine.gate import FifoGate
 from flowengine.idtoken import JwksCache
+from flowengine.lockout import FailedCodeLedger
 from flowengine.machine import FINAL_STATES, INITIAL_STATE, next_state
 from flowengine.replies import (
     Authenticator,
@@ -57,6 +63,7 @@ from flowengine.replies import (
     TokenSet,
 )
 from flowengine.result import FAILED, SUCCESS, TIMEOUT, LoginResult, StepRecord
+from flowengine.retry import RetryingApi
 
 __all__ = ["Engine", "error_kind_name"]
 
@@ -68,6 +75,8 @@ _ERROR_NAMES: Final[dict[type[BaseException], str]] = {}
 def error_kind_name(error: ErrorReply | BaseException) -> str:
     """A short, stable name for what went wrong: ``invalid_code``, ``transport_error``..."""
     if isinstance(error, ErrorReply):
+        if error.kind is ErrorKind.TOO_MANY_ATTEMPTS:
+            return "locked"  # brute-force protection or the failed-code bucket
         return error.kind.name.lower()
     cls = type(error)
     name = _ERROR_NAMES.get(cls)
@@ -146,6 +155,9 @@ class Engine:
         self._api: AuthClient | None = None
         self._jwks: JwksCache | None = None
         self._otp_counters: dict[str, int] = {}
+        self.ledger = FailedCodeLedger(self.config.lockout, self.clock.monotonic)
+        """Our account of each user's failed-code buckets (see :mod:`flowengine.lockout`)."""
+        self._rng = random.Random()
         self._flow_ids = itertools.count(1)
         self._log = structlog.get_logger("flowengine.engine")
 
@@ -231,7 +243,7 @@ class Engine:
                 else:
                     async with asyncio.timeout(limit):
                         await login.run()
-            except FactorTimeout as exc:
+            except (FactorTimeout, StepTimeout) as exc:
                 login.failed_by(exc, outcome=TIMEOUT)
             except FlowEngineError as exc:
                 login.failed_by(exc)
@@ -294,6 +306,7 @@ class _Login:
         "pending",
         "phone",
         "restarts",
+        "retries",
         "state",
         "status",
         "strategy",
@@ -302,6 +315,8 @@ class _Login:
         "username",
         "waited",
     )
+
+    api: RetryingApi
 
     def __init__(
         self,
@@ -314,8 +329,9 @@ class _Login:
         email: str | None,
     ) -> None:
         self.engine = engine
-        self.api = api
         self.clock = engine.clock
+        self.retries: list[str] = []
+        self.api = RetryingApi(api, engine.config.retry, self, engine._rng)
         self.config = engine.config
         self.code_source = engine._code_source
         self.otp_counters = engine._otp_counters
@@ -365,6 +381,14 @@ class _Login:
         self.credentials = record
         self.engine.credentials.put(record)
 
+    def retry_allowed(self) -> bool:
+        """Whether this login's retry budget has a retry left."""
+        return len(self.retries) < self.config.retry.budget
+
+    def now(self) -> float:
+        """Wall-clock time."""
+        return self.clock.time()
+
     async def wait(self, seconds: float, step: str) -> None:
         """Sleep without holding a gate slot, then queue again; recorded as ``step``."""
         started = self.clock.monotonic()
@@ -385,13 +409,29 @@ class _Login:
         """Fire triggers until a final state; the table decides where each one leads."""
         state = self.state
         handlers = self.handlers
+        step_timeout = self.config.timeouts.step
         while state not in FINAL_STATES:
             self.state = state
-            trigger = await handlers[state]()
+            if step_timeout is None:
+                trigger = await handlers[state]()
+            else:
+                trigger = await self.run_step(handlers[state], step_timeout)
             state = next_state(state, trigger)
         if state == "token":
             self.state = state
             await self.on_token()
+
+    async def run_step(self, handler: Callable[[], Coroutine[Any, Any, str]], limit: float) -> str:
+        """Run one state's handler within the per-step timeout."""
+        try:
+            async with asyncio.timeout(limit):
+                return await handler()
+        except TimeoutError as exc:
+            if isinstance(exc, FlowEngineError):
+                raise  # a request timeout, not the step's
+            raise StepTimeout(
+                f"step {self.state!r} took longer than {limit:g} s", state=self.state
+            ) from None
 
     def step(self, name: str, started: float, outcome: str = _OK, waited: float = 0.0) -> None:
         """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`."""
@@ -555,11 +595,31 @@ class _Login:
     async def on_verify(self) -> str:
         strategy = self.strategy
         assert strategy is not None
+        bucket = strategy.code_bucket
+        ledger = self.engine.ledger
+        if bucket is not None and not ledger.allowed(self.username, bucket):
+            policy = self.config.lockout
+            spent = ledger.spent(self.username, bucket)
+            if ledger.exhausted(self.username, bucket):
+                # Auth0 would answer the right code like a wrong one now: say so instead.
+                return self.fail("locked", f"{spent:.0f} failed codes: the user is locked out")
+            return self.fail(
+                "lockout_guard",
+                f"{spent:.0f} failed codes recently: stopped before Auth0's lockout"
+                f" ({policy.share:.0%} of {policy.burst} may be spent)",
+            )
         started = self.clock.monotonic()
         waited = self.waited
-        reply = await strategy.verify(self, self.pending)
-        waited = self.waited - waited  # an OTP window wait is its own step
         step = f"grant:{strategy.grant}"
+        try:
+            reply = await strategy.verify(self, self.pending)
+        except (TransportError, RequestTimeout, ProtocolError) as exc:
+            # The code may have been spent: never send it again; start over with a new one.
+            self.step(step, started, error_kind_name(exc), waited=self.waited - waited)
+            if self.restarts < self.config.max_restarts and self.retry_allowed():
+                return self.start_over(step)
+            raise
+        waited = self.waited - waited  # an OTP window wait is its own step
         if isinstance(reply, TokenSet):
             self.step(step, started, waited=waited)
             self.tokens = reply
@@ -581,7 +641,24 @@ class _Login:
         if delay is not None:
             await self.wait(delay, "push_wait" if strategy.name == "push" else "retry_wait")
             return "retry"
+        if bucket is not None:
+            if reply.kind is ErrorKind.INVALID_CODE:
+                ledger.record_failure(self.username, bucket)
+            elif reply.kind is ErrorKind.TOO_MANY_ATTEMPTS:
+                ledger.record_locked(self.username, bucket)
+            elif reply.kind is ErrorKind.SERVER_ERROR and (
+                self.restarts < self.config.max_restarts and self.retry_allowed()
+            ):
+                return self.start_over(step)
         return self.on_error_reply(reply)
+
+    def start_over(self, step: str) -> str:
+        """Back to the password grant after an attempt whose outcome is unknown."""
+        self.restarts += 1
+        self.retries.append(step)
+        self.mfa_token = ""
+        self.pending = Pending()
+        return "restart"
 
     async def on_token(self) -> None:
         self.outcome = SUCCESS
@@ -612,6 +689,7 @@ class _Login:
             error_description=self.error_description,
             status=self.status,
             state=None if self.outcome == SUCCESS else self.state,
+            retries=tuple(self.retries),
         )
 
 

@@ -17,6 +17,7 @@ are *outcomes*, not exceptions. Exceptions are for what a caller must handle::
     │   │   ├── FactorTimeout(FactorError, TimeoutError) push never answered, code never came
     │   │   └── UnknownFactor(FactorError, LookupError)  no strategy registered under that name
     │   ├── FlowTimeout(FlowError, TimeoutError)         the whole login ran out of time
+    │   ├── StepTimeout(FlowError, TimeoutError)         one step of it ran out of time
     │   └── TokenValidationError(FlowError)              an id_token that does not verify
     └── CredentialStoreError                             the credential store cannot read or write
 
@@ -37,6 +38,7 @@ __all__ = [
     "ProtocolError",
     "RequestTimeout",
     "ScenarioError",
+    "StepTimeout",
     "TenantFileError",
     "TokenValidationError",
     "TransportError",
@@ -78,6 +80,13 @@ class ApiError(FlowEngineError):
 
 class TransportError(ApiError, ConnectionError):
     """The request got no HTTP answer (refused, reset, DNS, TLS)."""
+
+    def __init__(
+        self, message: str, *, endpoint: str, status: int | None = None, sent: bool = True
+    ) -> None:
+        self.sent = sent
+        """False when the connection failed before the request left (nothing was processed)."""
+        super().__init__(message, endpoint=endpoint, status=status)
 
 
 class RequestTimeout(ApiError, TimeoutError):
@@ -130,6 +139,10 @@ class UnknownFactor(FactorError, LookupError):
 
 class FlowTimeout(FlowError, TimeoutError):
     """The whole login ran past its deadline."""
+
+
+class StepTimeout(FlowError, TimeoutError):
+    """One step of a login ran past its deadline."""
 
 
 class TokenValidationError(FlowError):

@@ -61,6 +61,8 @@ class LoginResult:
     """The HTTP status of the reply that failed the login, if one did."""
     state: str | None = None
     """The state the login failed in."""
+    retries: tuple[str, ...] = ()
+    """The steps retried (once per retry), e.g. after a 429 or a 503."""
 
     @property
     def ok(self) -> bool:

@@ -432,6 +432,8 @@ class Runner:
                 stats.record_retry(record.step)
             else:
                 stats.record_step(record.step, record.seconds, record.outcome)
+        for step in result.retries:
+            stats.record_retry(step)
         stats.record_flow(latency, result.outcome, result.error)
         if result.enrolled:
             self._enrolled += 1

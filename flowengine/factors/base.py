@@ -19,7 +19,6 @@ import attrs
 from flowengine.errors import FactorError, UnknownFactor
 
 if TYPE_CHECKING:
-    from flowengine.api import AuthClient
     from flowengine.clock import Clock
     from flowengine.config import EngineConfig
     from flowengine.credentials import UserCredentials
@@ -37,6 +36,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FactorContext",
     "FactorStrategy",
+    "MfaApi",
     "Pending",
     "get_strategy",
     "load_entry_points",
@@ -48,10 +48,47 @@ __all__ = [
 ENTRY_POINT_GROUP = "flowengine.factors"
 
 
+class MfaApi(Protocol):
+    """The Authentication API calls a strategy makes (an AuthClient, or the engine's
+    retrying wrapper around one)."""
+
+    async def associate(
+        self,
+        token: str,
+        *,
+        authenticator_types: Sequence[str],
+        oob_channels: Sequence[str] | None = None,
+        phone_number: str | None = None,
+        email: str | None = None,
+    ) -> Association | ErrorReply: ...
+
+    async def challenge(
+        self,
+        mfa_token: str,
+        *,
+        challenge_type: str | None = None,
+        authenticator_id: str | None = None,
+    ) -> Challenge | ErrorReply: ...
+
+    async def otp_grant(self, mfa_token: str, otp: str) -> TokenSet | MfaRequired | ErrorReply: ...
+
+    async def oob_grant(
+        self, mfa_token: str, oob_code: str, binding_code: str | None = None
+    ) -> TokenSet | MfaRequired | ErrorReply: ...
+
+    async def recovery_code_grant(
+        self, mfa_token: str, recovery_code: str
+    ) -> TokenSet | MfaRequired | ErrorReply: ...
+
+
 class FactorContext(Protocol):
     """What a strategy may read and do during one login (the engine implements it)."""
 
-    api: AuthClient
+    @property
+    def api(self) -> MfaApi:
+        """The API calls, over the engine's shared pool."""
+        ...
+
     clock: Clock
     config: EngineConfig
     username: str
@@ -100,6 +137,8 @@ class FactorStrategy(abc.ABC):
     grant: ClassVar[str]
     """The grant that verifies it: ``mfa-otp``, ``mfa-oob``, ``mfa-recovery-code``."""
     can_enroll: ClassVar[bool] = True
+    code_bucket: ClassVar[str | None] = "code"
+    """Which of Auth0's failed-attempt buckets a wrong answer spends (None: none)."""
     outcomes: ClassVar[frozenset[str]] = frozenset({"success", "failed"})
     """What a login with this factor can end in, for documentation and stats."""
 

@@ -32,6 +32,7 @@ class PushFactor(FactorStrategy):
     authenticator_type = "oob"
     oob_channel = "auth0"
     grant = "mfa-oob"
+    code_bucket = None
     outcomes = frozenset({"success", "failed", "timeout"})
 
     async def enroll(self, ctx: FactorContext) -> Pending | ErrorReply:

@@ -28,6 +28,7 @@ class RecoveryCodeFactor(FactorStrategy):
     authenticator_type = "recovery-code"
     grant = "mfa-recovery-code"
     can_enroll = False
+    code_bucket = "recovery"
 
     def find(self, authenticators: Sequence[Authenticator]) -> Authenticator | None:
         # Auth0 lists the recovery code as inactive (reference §4); it works while the
