@@ -142,6 +142,12 @@ async def _run(runner: Runner) -> RunResult:
     help="Seconds in-flight flows may take after Ctrl-C.",
 )
 @click.option(
+    "--acknowledge-load-test",
+    is_flag=True,
+    help="Confirm that the tenant's owner approved this load test (needed above"
+    " 2 flows/s or 2 virtual users on a target that is not on this machine).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="warning",
@@ -160,6 +166,7 @@ def run_command(
     no_report: bool,
     live: bool,
     grace: float,
+    acknowledge_load_test: bool,
     log_level: str,
 ) -> None:
     """Run a scenario file (load against the embedded emulator or a tenant)."""
@@ -187,7 +194,13 @@ def run_command(
                 duration=loaded.load.duration,
                 total=loaded.load.iterations,
             )
-        runner = Runner(loaded, report_dir=directory, live=view, grace=grace)
+        runner = Runner(
+            loaded,
+            report_dir=directory,
+            live=view,
+            grace=grace,
+            acknowledge_load_test=acknowledge_load_test,
+        )
         result = asyncio.run(_run(runner))
     except (ConfigError, CredentialStoreError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -43,6 +43,7 @@ from flowengine.embedded import (
     EmbeddedEmulator,
 )
 from flowengine.engine import Engine
+from flowengine.errors import ConfigError
 from flowengine.exitcodes import ExitCode
 from flowengine.live import LiveView
 from flowengine.report import write_reports
@@ -58,7 +59,15 @@ __all__ = [
     "RunOverrides",
     "RunResult",
     "Runner",
+    "SAFE_REMOTE_LOAD",
+    "apply_overrides",
+    "check_load_is_acknowledged",
+    "load_rate",
 ]
+
+SAFE_REMOTE_LOAD = 2.0
+"""The most flows/s (open) or virtual users (closed) a run may put on a remote tenant
+without ``--acknowledge-load-test``."""
 
 DEFAULT_GRACE = 10.0
 """Seconds in-flight flows may take to finish after a stop was asked for."""
@@ -130,6 +139,37 @@ def apply_overrides(scenario: Scenario, overrides: RunOverrides) -> Scenario:
     return attrs.evolve(scenario, **changes)
 
 
+def load_rate(scenario: Scenario) -> tuple[float, str]:
+    """The run's peak load as (number, description): flows/s (open) or virtual users."""
+    load = scenario.load
+    if load is None:
+        return 0.0, "no load"
+    if isinstance(load, ClosedLoad):
+        return float(load.users), f"{load.users} concurrent virtual users"
+    peak = max([load.rate, *(stage.target for stage in load.stages)])
+    return peak, f"{peak:g} flows/s"
+
+
+def check_load_is_acknowledged(scenario: Scenario) -> None:
+    """Refuse a load above :data:`SAFE_REMOTE_LOAD` on a tenant that is not on this machine.
+
+    Auth0 requires prior approval of load tests and rate-limits tenants; a run past the
+    limit needs ``--acknowledge-load-test`` (``acknowledge_load_test=True``).
+    """
+    target = scenario.target
+    if target is None or target.is_loopback:
+        return
+    peak, described = load_rate(scenario)
+    if peak > SAFE_REMOTE_LOAD:
+        raise ConfigError(
+            f"target {target.host} is not on this machine and the load is {described}"
+            f" (more than {SAFE_REMOTE_LOAD:g}): Auth0 requires prior approval of load tests"
+            " and rate-limits tenants; once you have it, pass --acknowledge-load-test",
+            source=scenario.source,
+            path="load",
+        )
+
+
 class Runner:
     """Runs one scenario's load; :meth:`stop` asks it to wind down gracefully."""
 
@@ -142,9 +182,12 @@ class Runner:
         grace: float = DEFAULT_GRACE,
         connections: int = DEFAULT_CONNECTIONS,
         clock: Callable[[], float] | None = None,
+        acknowledge_load_test: bool = False,
     ) -> None:
         if scenario.load is None:
             raise ValueError(f"{scenario.source}: the scenario has no load section to run")
+        if not acknowledge_load_test:
+            check_load_is_acknowledged(scenario)
         self.scenario = scenario
         self.load = scenario.load
         self.report_dir = report_dir
@@ -243,7 +286,13 @@ class Runner:
         config = attrs.evolve(
             config,
             enroll=scenario.enrollment == "enroll",
-            timeouts=Timeouts(request=scenario.timeouts.request, login=scenario.timeouts.flow),
+            timeouts=Timeouts(
+                request=scenario.timeouts.request,
+                step=scenario.timeouts.step,
+                login=scenario.timeouts.flow,
+            ),
+            retry=scenario.retry,
+            lockout=scenario.lockout,
             # Logins queue, first come first served, at the engine's gate (its wait is the
             # ``queue`` step); past it each holds one of at most 100 connections.
             pool=PoolLimits(connections=self.connections, in_flight=self.connections),

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from flowengine.errors import ScenarioError
+from flowengine.lockout import LockoutPolicy
+from flowengine.retry import RetryPolicy
 from flowengine.spec._read import Reader, describe, item_path, key_path, one_of
 from flowengine.spec._yaml import read_yaml
 from flowengine.spec.hooks import check_emulator_settings, check_threshold, known_factors
@@ -56,8 +58,10 @@ _TOP_KEYS = (
     "factors",
     "journeys",
     "load",
+    "lockout",
     "name",
     "push",
+    "retry",
     "seed",
     "target",
     "thresholds",
@@ -135,6 +139,10 @@ class Scenario:
     load: LoadSpec | None = None
     """None: only the journeys run."""
     timeouts: TimeoutSpec = TimeoutSpec()
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    """How transient failures are retried (flowengine.retry)."""
+    lockout: LockoutPolicy = attrs.field(factory=LockoutPolicy)
+    """The share of each user's failed-code bucket a run may spend (flowengine.lockout)."""
     thresholds: tuple[str, ...] = ()
     """k6-style conditions such as ``p95(flow) < 800ms``, parsed by flowengine.thresholds."""
     credentials: str = DEFAULT_CREDENTIALS
@@ -226,6 +234,53 @@ def _timeouts(r: Reader, value: Any, path: str) -> TimeoutSpec:
                 key_path(path, key), f"is longer than the flow timeout ({timeouts.flow:g}s)"
             )
     return timeouts
+
+
+def _retry(r: Reader, value: Any, path: str) -> RetryPolicy:
+    data = r.mapping(value, path, what="a mapping with budget, base, cap, max_rate_limit_wait")
+    r.check_keys(data, path, ("base", "budget", "cap", "max_rate_limit_wait", "server_errors"))
+    found: dict[str, Any] = {}
+    if data.get("budget") is not None:
+        found["budget"] = r.integer(
+            data["budget"],
+            key_path(path, "budget"),
+            what="a whole number of retries per flow",
+            minimum=0,
+            maximum=1000,
+        )
+    for key in ("base", "cap", "max_rate_limit_wait"):
+        if data.get(key) is not None:
+            found[key] = r.duration(data[key], key_path(path, key), what="a positive duration")
+    if data.get("server_errors") is not None:
+        flag = data["server_errors"]
+        if not isinstance(flag, bool):
+            where = key_path(path, "server_errors")
+            raise r.error(where, f"expected true or false, got {describe(flag)}")
+        found["server_errors"] = flag
+    return RetryPolicy(**found)
+
+
+def _lockout(r: Reader, value: Any, path: str) -> LockoutPolicy:
+    data = r.mapping(value, path, what="a mapping with share, burst and refill_every")
+    r.check_keys(data, path, ("burst", "refill_every", "share"))
+    found: dict[str, Any] = {}
+    if data.get("share") is not None:
+        found["share"] = r.number(
+            data["share"],
+            key_path(path, "share"),
+            what="the share of the failed-code bucket the tool may spend (0 < share <= 1)",
+            maximum=1.0,
+            positive=True,
+        )
+    if data.get("burst") is not None:
+        found["burst"] = r.integer(
+            data["burst"], key_path(path, "burst"), what="a positive whole number", minimum=1
+        )
+    if data.get("refill_every") is not None:
+        found["refill_every"] = r.duration(
+            data["refill_every"], key_path(path, "refill_every"), what="a positive duration"
+        )
+    return LockoutPolicy(**found)
 
 
 def _thresholds(r: Reader, value: Any, path: str) -> tuple[str, ...]:
@@ -330,6 +385,12 @@ def parse_scenario(
     timeouts = TimeoutSpec()
     if data.get("timeouts") is not None:
         timeouts = _timeouts(r, data["timeouts"], "timeouts")
+    retry = RetryPolicy()
+    if data.get("retry") is not None:
+        retry = _retry(r, data["retry"], "retry")
+    lockout = LockoutPolicy()
+    if data.get("lockout") is not None:
+        lockout = _lockout(r, data["lockout"], "lockout")
     thresholds: tuple[str, ...] = ()
     if data.get("thresholds") is not None:
         thresholds = _thresholds(r, data["thresholds"], "thresholds")
@@ -363,6 +424,8 @@ def parse_scenario(
         push=push,
         load=load,
         timeouts=timeouts,
+        retry=retry,
+        lockout=lockout,
         thresholds=thresholds,
         credentials=credentials,
         seed=seed,
