@@ -110,6 +110,7 @@ class Engine:
         clock: Clock | None = None,
         login_timeout: float | None = _UNSET,
         request_timeout: float | None = _UNSET,
+        step_timeout: float | None = _UNSET,
         max_in_flight: int | None = None,
         connection_limit: int | None = None,
         push: PushPolling | None = None,
@@ -127,12 +128,17 @@ class Engine:
         elif domain is not None or client_id is not None or options:
             raise TypeError("pass either config= or the individual settings, not both")
         timeouts = config.timeouts
-        if login_timeout is not _UNSET or request_timeout is not _UNSET:
-            timeouts = attrs.evolve(
-                timeouts,
-                login=timeouts.login if login_timeout is _UNSET else login_timeout,
-                request=timeouts.request if request_timeout is _UNSET else request_timeout,
+        given = {
+            name: value
+            for name, value in (
+                ("login", login_timeout),
+                ("request", request_timeout),
+                ("step", step_timeout),
             )
+            if value is not _UNSET
+        }
+        if given:
+            timeouts = attrs.evolve(timeouts, **given)
         pool = config.pool
         if max_in_flight is not None or connection_limit is not None:
             pool = PoolLimits(
