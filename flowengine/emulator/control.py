@@ -1,7 +1,8 @@
 """The test-only control API under ``/_emulator/`` (off unless ``control_api`` is on).
 
-Read the codes sent to a user, answer pending pushes, set the automatic push policy and
-look at a user's authenticators (with OTP secrets). Usernames are percent-encoded in paths.
+Read the codes sent to a user, answer pending pushes, set the automatic push policy, look
+at a user's authenticators (with OTP secrets) and move the emulator's clock forward (to
+expire an ``mfa_token`` without waiting). Usernames are percent-encoded in paths.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from flowengine.clock import ManualClock, OffsetClock
 from flowengine.emulator.http import STATE_KEY, OAuthError, api, json_response, read_params
 from flowengine.emulator.store import PUSH_MODES
 
 __all__ = ["add_control_routes"]
 
 _CHANNELS = ("sms", "voice", "email")
+_MAX_ADVANCE = 10 * 365 * 86400.0
 
 
 def _not_found(what: str) -> OAuthError:
@@ -107,6 +110,35 @@ async def user_endpoint(request: web.Request) -> web.StreamResponse:
     return json_response(body)
 
 
+@api()
+async def clock_endpoint(request: web.Request) -> web.StreamResponse:
+    """``GET /_emulator/clock``: the emulator's time and how far it was moved forward."""
+    clock = request.app[STATE_KEY].clock
+    offset = clock.offset if isinstance(clock, OffsetClock) else 0.0
+    return json_response({"time": clock.time(), "offset": offset})
+
+
+@api()
+async def advance_clock_endpoint(request: web.Request) -> web.StreamResponse:
+    """``POST /_emulator/clock/advance`` ``{"seconds": N}``: move time forward N seconds."""
+    state = request.app[STATE_KEY]
+    params = await read_params(request, allow_form=False)
+    seconds = params.get("seconds")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= _MAX_ADVANCE
+    ):
+        raise OAuthError(400, "invalid_request", "seconds must be a number from 0 to 315360000")
+    clock = state.clock
+    if not isinstance(clock, ManualClock | OffsetClock):
+        # Every reader goes through state.clock: from now on it is the real clock, moved.
+        clock = state.clock = OffsetClock(clock)
+    clock.advance(float(seconds))
+    offset = clock.offset if isinstance(clock, OffsetClock) else 0.0
+    return json_response({"time": clock.time(), "offset": offset})
+
+
 def add_control_routes(app: web.Application) -> None:
     """Mount the control API on ``app``."""
     app.router.add_get("/_emulator/inbox/{username}", inbox_endpoint)
@@ -114,3 +146,5 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/push/{username}/reject", reject_endpoint)
     app.router.add_put("/_emulator/push-policy", push_policy_endpoint)
     app.router.add_get("/_emulator/users/{username}", user_endpoint)
+    app.router.add_get("/_emulator/clock", clock_endpoint)
+    app.router.add_post("/_emulator/clock/advance", advance_clock_endpoint)
