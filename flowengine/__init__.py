@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from flowengine.clock import Clock, ManualClock, SystemClock
+from flowengine.config import EngineConfig
+from flowengine.credentials import CredentialStore, InMemoryCredentials, UserCredentials
+from flowengine.engine import Engine
 from flowengine.errors import (
     ApiError,
     ConfigError,
@@ -22,21 +25,28 @@ from flowengine.errors import (
     UnexpectedReply,
     UnknownFactor,
 )
+from flowengine.result import LoginResult, StepRecord
 
 __all__ = [
     "ApiError",
     "Clock",
     "ConfigError",
+    "CredentialStore",
     "CredentialStoreError",
+    "Engine",
+    "EngineConfig",
     "FactorError",
     "FactorTimeout",
     "FlowEngineError",
     "FlowError",
     "FlowTimeout",
+    "InMemoryCredentials",
+    "LoginResult",
     "ManualClock",
     "ProtocolError",
     "RequestTimeout",
     "ScenarioError",
+    "StepRecord",
     "StepTimeout",
     "SystemClock",
     "TenantFileError",
@@ -44,4 +54,5 @@ __all__ = [
     "TransportError",
     "UnexpectedReply",
     "UnknownFactor",
+    "UserCredentials",
 ]

@@ -208,5 +208,5 @@ def run_command(
     except FlowEngineError as exc:
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(ExitCode.CRASH)
-    print_summary(result, Console())
+    print_summary(result, Console(soft_wrap=True))
     sys.exit(result.exit_code)
