@@ -1,0 +1,113 @@
+"""Ray for the length of one run: a local instance started for it, or an existing cluster.
+
+:func:`run_scaled` is what ``flowengine run --workers N`` calls: it checks that Ray is
+installed (ConfigError with the ``pip install`` line if not), splits the scenario, starts
+or joins Ray (:func:`ray_session`), runs a :class:`~flowengine.scaleout.driver.ScaleOut`
+with Ctrl-C / SIGTERM handled like a single-process run (first: stop every shard
+gracefully; second: at once), and shuts Ray down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from flowengine.errors import ConfigError
+from flowengine.live import LiveView
+from flowengine.runner import DEFAULT_GRACE, RunResult
+from flowengine.scaleout.driver import CredentialMode, LossPolicy, ScaleOut, import_ray
+from flowengine.spec import Scenario
+
+__all__ = ["OBJECT_STORE_BYTES", "ray_session", "run_scaled"]
+
+#: Object store of a local instance: shards exchange a few KB per poll, never large objects.
+OBJECT_STORE_BYTES: Final = 100 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def ray_session(*, workers: int, address: str | None = None) -> Iterator[Any]:
+    """Ray initialised for one run, shut down after; yields the ``ray`` module.
+
+    ``address`` None starts a local instance with ``workers`` CPUs (logical: one per shard),
+    no dashboard and a small object store; an address (or ``auto``) joins that cluster.
+    """
+    ray = import_ray()
+    common: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+        "namespace": "flowengine",
+    }
+    try:
+        if address is None:
+            ray.init(
+                address="local",
+                num_cpus=workers,
+                include_dashboard=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                **common,
+            )
+        else:
+            ray.init(address=address, **common)
+    except (ConnectionError, ValueError) as exc:
+        raise ConfigError(f"cannot join Ray at {address!r}: {exc}", path="--ray-address") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+async def _with_signals(scale: ScaleOut) -> RunResult:
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            scale.stop()
+        else:
+            scale.abort()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await scale.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run_scaled(
+    scenario: Scenario,
+    *,
+    workers: int,
+    address: str | None = None,
+    on_worker_loss: LossPolicy = "continue",
+    credentials: CredentialMode = "auto",
+    report_dir: Path | None = None,
+    live: LiveView | None = None,
+    grace: float = DEFAULT_GRACE,
+    notify: Callable[[str], None] | None = None,
+    acknowledge_load_test: bool = False,
+) -> RunResult:
+    """Run ``scenario`` as ``workers`` shards on Ray (see the module docstring)."""
+    import_ray()
+    scale = ScaleOut(
+        scenario,
+        workers=workers,
+        report_dir=report_dir,
+        live=live,
+        grace=grace,
+        on_worker_loss=on_worker_loss,
+        credentials=credentials,
+        notify=notify,
+        address=address,
+        acknowledge_load_test=acknowledge_load_test,
+    )
+    with ray_session(workers=workers, address=address):
+        return asyncio.run(_with_signals(scale))
