@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 from rich.console import Console
@@ -148,6 +149,21 @@ async def _run(runner: Runner) -> RunResult:
     " 2 flows/s or 2 virtual users on a target that is not on this machine).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Run N shards as Ray actors (needs flowengine[ray]); default: one in-process shard.",
+)
+@click.option(
+    "--ray-address", help="Join this Ray cluster (or 'auto') instead of starting a local one."
+)
+@click.option(
+    "--on-worker-loss",
+    type=click.Choice(["continue", "stop"]),
+    default="continue",
+    show_default=True,
+    help="When a worker dies: let the others finish, or stop them.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="warning",
@@ -167,6 +183,9 @@ def run_command(
     live: bool,
     grace: float,
     acknowledge_load_test: bool,
+    workers: int | None,
+    ray_address: str | None,
+    on_worker_loss: Literal["continue", "stop"],
     log_level: str,
 ) -> None:
     """Run a scenario file (load against the embedded emulator or a tenant)."""
@@ -194,14 +213,31 @@ def run_command(
                 duration=loaded.load.duration,
                 total=loaded.load.iterations,
             )
-        runner = Runner(
-            loaded,
-            report_dir=directory,
-            live=view,
-            grace=grace,
-            acknowledge_load_test=acknowledge_load_test,
-        )
-        result = asyncio.run(_run(runner))
+        if workers is not None or ray_address is not None:
+            if workers is None:
+                raise ConfigError("give --workers N with --ray-address", path="--ray-address")
+            from flowengine.scaleout import run_scaled
+
+            result = run_scaled(
+                loaded,
+                workers=workers,
+                address=ray_address,
+                on_worker_loss=on_worker_loss,
+                report_dir=directory,
+                live=view,
+                grace=grace,
+                notify=lambda message: err.print(message, markup=False, highlight=False),
+                acknowledge_load_test=acknowledge_load_test,
+            )
+        else:
+            runner = Runner(
+                loaded,
+                report_dir=directory,
+                live=view,
+                grace=grace,
+                acknowledge_load_test=acknowledge_load_test,
+            )
+            result = asyncio.run(_run(runner))
     except (ConfigError, CredentialStoreError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.BAD_INPUT)
