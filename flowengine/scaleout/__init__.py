@@ -10,15 +10,10 @@ See ``docs/scaleout.md``.
 
 from __future__ import annotations
 
-from flowengine.scaleout.driver import (
-    CREDENTIAL_MODES,
-    LOSS_POLICIES,
-    ScaleOut,
-    WorkerState,
-    import_ray,
-)
+from flowengine.scaleout.driver import ScaleOut
 from flowengine.scaleout.session import ray_session, run_scaled
 from flowengine.scaleout.shards import split_scenario
+from flowengine.scaleout.state import CREDENTIAL_MODES, LOSS_POLICIES, WorkerState, import_ray
 from flowengine.scaleout.worker import ShardWorker
 
 __all__ = [

@@ -23,103 +23,35 @@ import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import attrs
 
-from flowengine.credstore import (
-    ENV_KEY,
-    SQLiteCredentials,
-    open_store,
-    record_from_dict,
-    record_to_dict,
-)
+from flowengine.credstore import ENV_KEY, open_store
 from flowengine.errors import ConfigError, FlowEngineError
 from flowengine.exitcodes import ExitCode
 from flowengine.live import LiveView
 from flowengine.report import write_reports
 from flowengine.runner import DEFAULT_GRACE, Runner, RunResult, check_load_is_acknowledged
 from flowengine.scaleout.shards import split_scenario
+from flowengine.scaleout.state import (
+    CREDENTIAL_MODES,
+    LOSS_POLICIES,
+    STOP_MARGIN,
+    CredentialMode,
+    LossPolicy,
+    WorkerState,
+    import_ray,
+    import_records,
+    seed_records,
+    short_error,
+)
 from flowengine.scaleout.worker import ShardWorker
 from flowengine.spec import Scenario
 from flowengine.stats import StatsSnapshot, merge_snapshots
 from flowengine.thresholds import evaluate, parse_thresholds
 
-__all__ = [
-    "CREDENTIAL_MODES",
-    "LOSS_POLICIES",
-    "STOP_MARGIN",
-    "ScaleOut",
-    "WorkerState",
-    "import_ray",
-]
-
-#: What to do when a worker dies: let the others finish, or stop them.
-LOSS_POLICIES: Final = ("continue", "stop")
-#: Where shards keep credentials: ``shared`` (the scenario's store file, one machine),
-#: ``per-worker`` (a file on the worker's node, imported by the driver at the end), or
-#: ``auto`` (shared for workers on the driver's node, per-worker for the others).
-CREDENTIAL_MODES: Final = ("auto", "shared", "per-worker")
-#: Seconds past the grace period after which a worker that has not stopped is killed.
-STOP_MARGIN: Final = 30.0
-
-LossPolicy = Literal["continue", "stop"]
-CredentialMode = Literal["auto", "shared", "per-worker"]
-_INSTALL: Final = (
-    "running on several workers needs Ray, which is not installed;"
-    " install it with: pip install 'flowengine[ray]'"
-)
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or ConfigError explaining how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(_INSTALL, path="--workers") from None
-    return ray
-
-
-@attrs.define(eq=False)
-class WorkerState:
-    """What the driver knows about one shard."""
-
-    name: str
-    scenario: Scenario
-    actor: Any = None
-    state: Literal["starting", "running", "finished", "lost", "failed"] = "starting"
-    info: dict[str, Any] = attrs.Factory(dict)
-    """pid, host and Ray node of the actor."""
-    shares_store: bool = True
-    """Whether the shard writes the scenario's store itself (else a file of its own)."""
-    latest: StatsSnapshot | None = None
-    """The last polled figures (no time series)."""
-    final: StatsSnapshot | None = None
-    """The figures the shard returned at its end (with the time series)."""
-    meta: dict[str, Any] | None = None
-    in_flight: int = 0
-    waiting: int = 0
-    max_in_flight: int = 0
-    lost_flows: int = 0
-    """Flows in flight at the last poll of a lost worker."""
-    error: str | None = None
-    store_dir: str | None = None
-    records: list[dict[str, Any]] | None = None
-
-    @property
-    def snapshot(self) -> StatsSnapshot:
-        """The shard's best figures: final, else the last polled, else empty."""
-        return self.final or self.latest or StatsSnapshot.empty()
-
-    @property
-    def label(self) -> str:
-        """The worker's name in reports (lost and failed ones say so)."""
-        return self.name if self.state in ("finished", "running") else f"{self.name} ({self.state})"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+__all__ = ["ScaleOut"]
 
 
 class ScaleOut:
@@ -241,7 +173,7 @@ class ScaleOut:
             ) from None
         except ray.exceptions.RayError as exc:
             self._kill_all()
-            raise RuntimeError(f"a worker could not start: {_short(exc)}") from exc
+            raise RuntimeError(f"a worker could not start: {short_error(exc)}") from exc
         here = ray.get_runtime_context().get_node_id()
         memory = self.scenario.credentials in ("", "memory", "memory://")
         for worker, info in zip(self.workers, infos, strict=True):
@@ -264,7 +196,7 @@ class ScaleOut:
         started_at = datetime.datetime.now(datetime.UTC)
         open_store(self.scenario.credentials).close()  # a bad store fails before any actor
         await self.start()
-        seeds = self._seeds()
+        seeds = seed_records(self.workers, self.scenario.credentials)
         live = self.live
         poller: asyncio.Task[None] | None = None
         deadline = self._deadline()
@@ -292,7 +224,7 @@ class ScaleOut:
                 live.stop()
         if self._failure is not None:
             raise self._failure
-        self._import_records()
+        import_records(self.workers, self.scenario.credentials)
         return self._finish(started_at)
 
     def _deadline(self) -> float | None:
@@ -310,7 +242,7 @@ class ScaleOut:
             answer = await worker.actor.run.remote(seed)
         except ray.exceptions.RayTaskError as exc:
             worker.state = "failed"
-            worker.error = _short(exc)
+            worker.error = short_error(exc)
             cause = getattr(exc, "cause", None)
             failure = cause if isinstance(cause, FlowEngineError | ValueError) else exc
             self._failure = self._failure or failure
@@ -323,13 +255,14 @@ class ScaleOut:
         worker.final = StatsSnapshot.from_dict(answer["snapshot"])
         worker.meta = answer["meta"]
         worker.max_in_flight = answer["max_in_flight"]
+        worker.cpu_seconds = answer["cpu_seconds"] - worker.info["cpu_seconds"]
         worker.records = answer.get("credentials")
         worker.in_flight = worker.waiting = 0
         worker.state = "finished"
 
     def _lost(self, worker: WorkerState, exc: BaseException) -> None:
         worker.state = "lost"
-        worker.error = _short(exc)
+        worker.error = short_error(exc)
         worker.lost_flows = worker.snapshot.in_flight
         worker.in_flight = worker.waiting = 0
         where = f"{worker.info.get('host', '?')} pid {worker.info.get('pid', '?')}"
@@ -377,44 +310,6 @@ class ScaleOut:
             in_flight=sum(w.in_flight for w in self.workers),
             waiting=sum(w.waiting for w in self.workers),
         )
-
-    # -- credentials ----------------------------------------------------------------------
-
-    def _seeds(self) -> dict[str, list[dict[str, Any]]]:
-        """The records of each shard that keeps a store file of its own (after :meth:`start`)."""
-        own = [w for w in self.workers if not w.shares_store]
-        if not own:
-            return {}
-        owner: dict[str, str] = {}
-        for worker in own:
-            for user in worker.scenario.users.iter_users():
-                owner[user.username] = worker.name
-        seeds: dict[str, list[dict[str, Any]]] = {w.name: [] for w in own}
-        store = open_store(self.scenario.credentials)
-        try:
-            for record in store.all():
-                name = owner.get(record.username)
-                if name is not None:
-                    seeds[name].append(record_to_dict(record))
-        finally:
-            store.close()
-        return seeds
-
-    def _import_records(self) -> None:
-        """Write what per-worker shards learned into the scenario's store."""
-        pending = [w for w in self.workers if not w.shares_store and w.records]
-        if not pending:
-            return
-        store = open_store(self.scenario.credentials)
-        try:
-            records = [record_from_dict(r) for w in pending for r in w.records or ()]
-            if isinstance(store, SQLiteCredentials):
-                store.import_records(records)
-            else:
-                for record in records:
-                    store.put(record)
-        finally:
-            store.close()
 
     # -- result ---------------------------------------------------------------------------
 
@@ -492,6 +387,7 @@ class ScaleOut:
             "credentials": "shared" if worker.shares_store else "per-worker",
             "store_dir": worker.store_dir if worker.state == "lost" else None,
             "max_in_flight": worker.max_in_flight,
+            "cpu_seconds": worker.cpu_seconds,
             "lost_flows": worker.lost_flows,
             "error": worker.error,
         }

@@ -20,7 +20,8 @@ from typing import Any, Final
 from flowengine.errors import ConfigError
 from flowengine.live import LiveView
 from flowengine.runner import DEFAULT_GRACE, RunResult
-from flowengine.scaleout.driver import CredentialMode, LossPolicy, ScaleOut, import_ray
+from flowengine.scaleout.driver import ScaleOut
+from flowengine.scaleout.state import CredentialMode, LossPolicy, import_ray
 from flowengine.spec import Scenario
 
 __all__ = ["OBJECT_STORE_BYTES", "ray_session", "run_scaled"]

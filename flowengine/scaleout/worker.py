@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,16 +50,17 @@ class ShardWorker:
         self._local_dir: str | None = None
 
     async def info(self) -> dict[str, Any]:
-        """Where the shard runs: name, pid, host and Ray node."""
+        """Where the shard runs: name, pid, host, Ray node, and the process's CPU seconds."""
         return {
             "name": self.name,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "node_id": node_id(),
+            "cpu_seconds": time.process_time(),
         }
 
     async def run(self, seed: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-        """Run the shard to its end; returns its snapshot and meta (and records, if seeded).
+        """Run the shard to its end; returns its snapshot, meta, CPU seconds (records if seeded).
 
         ``seed`` None: the shard opens the scenario's credential store itself (the shared
         file on the driver's machine). A list (possibly empty): the shard keeps a store file
@@ -80,6 +82,7 @@ class ShardWorker:
             "snapshot": result.snapshot.to_dict(),
             "meta": result.meta,
             "max_in_flight": runner.max_in_flight,
+            "cpu_seconds": time.process_time(),
         }
         if seed is not None:
             store = open_store(scenario.credentials)
