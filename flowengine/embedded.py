@@ -1,9 +1,9 @@
 """The emulator a scenario without ``target`` runs against, started in-process.
 
 Its tenant matches the scenario: the scenario's users (a generated population, a CSV file or
-a list), the scenario's ``emulator.settings`` overrides, and every enrollment the credential
-store remembers from earlier runs, so a second run challenges the users the first one
-enrolled, as a real tenant would.
+a list) and its journeys' groups, the scenario's ``emulator.settings`` overrides, and every
+enrollment the credential store remembers from earlier runs, so a second run challenges the
+users the first one enrolled, as a real tenant would.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flowengine.clock import Clock
 from flowengine.credentials import UserCredentials
 from flowengine.emulator import STATE_KEY, EmulatorConfig, create_app
 from flowengine.emulator.tenant import parse_tenant
@@ -36,21 +37,46 @@ EMBEDDED_SCOPE = "openid profile email offline_access"
 _TWINS = {"voice": "sms"}
 
 
-def _user_entries(users: UserSource) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(population, users) sections for ``users``."""
-    if isinstance(users, PatternUsers):
-        population: dict[str, Any] = {
-            "username": users.pattern,
-            "password": users.password,
-            "count": users.count,
-            "start": users.start,
-        }
-        if users.phone:
-            population["phone_number"] = users.phone
-        if users.email:
-            population["email"] = users.email
-        return [population], []
-    return [], [_user_entry(spec) for spec in users.iter_users()]
+def _population_entry(users: PatternUsers) -> dict[str, Any]:
+    population: dict[str, Any] = {
+        "username": users.pattern,
+        "password": users.password,
+        "count": users.count,
+        "start": users.start,
+    }
+    if users.phone:
+        population["phone_number"] = users.phone
+    if users.email:
+        population["email"] = users.email
+    return population
+
+
+def _covers(outer: PatternUsers, inner: PatternUsers) -> bool:
+    """Whether ``inner`` (e.g. ``{from: population}``) is a window of ``outer``."""
+    return (
+        (outer.pattern, outer.password, outer.phone, outer.email)
+        == (inner.pattern, inner.password, inner.phone, inner.email)
+        and outer.start <= inner.start
+        and inner.start + inner.count <= outer.start + outer.count
+    )
+
+
+def _sources(
+    sources: Iterable[UserSource],
+) -> tuple[list[PatternUsers], dict[str, UserSpec]]:
+    """The generated populations, and every other user by lower-case name, without repeats."""
+    populations: list[PatternUsers] = []
+    listed: dict[str, UserSpec] = {}
+    for source in sources:
+        if isinstance(source, PatternUsers):
+            if source.count and not any(_covers(p, source) for p in populations):
+                populations.append(source)
+            continue
+        for spec in source.iter_users():
+            key = spec.username.lower()
+            if key not in listed and not any(p.find(spec.username) for p in populations):
+                listed[key] = spec
+    return populations, listed
 
 
 def _user_entry(spec: UserSpec) -> dict[str, Any]:
@@ -96,22 +122,26 @@ def _enrolled_entry(record: UserCredentials, spec: UserSpec) -> dict[str, Any] |
 def tenant_document(
     scenario: Scenario, users: UserSource, remembered: Iterable[UserCredentials] = ()
 ) -> dict[str, Any]:
-    """The tenant (as a tenant-file document) the embedded emulator serves for ``scenario``."""
-    population, listed = _user_entries(users)
+    """The tenant (as a tenant-file document) the embedded emulator serves for ``scenario``:
+    ``users`` and every journey group's users."""
+    populations, listed = _sources([users, *(journey.users for journey in scenario.journeys)])
     restored: dict[str, dict[str, Any]] = {}
     for record in remembered:
-        spec = users.find(record.username)
+        key = record.username.lower()
+        spec = listed.get(key) or next(
+            (found for p in populations if (found := p.find(record.username)) is not None), None
+        )
         if spec is None:
             continue
         entry = _enrolled_entry(record, spec)
         if entry is not None:
-            restored[record.username.lower()] = entry
-    listed = [e for e in listed if e["username"].lower() not in restored]
+            restored[key] = entry
+    entries = [_user_entry(spec) for key, spec in listed.items() if key not in restored]
     settings: dict[str, Any] = dict(scenario.emulator_settings.get("settings", {}))
     settings["control_api"] = True
-    document: dict[str, Any] = {"settings": settings, "users": [*listed, *restored.values()]}
-    if population:
-        document["population"] = population
+    document: dict[str, Any] = {"settings": settings, "users": [*entries, *restored.values()]}
+    if populations:
+        document["population"] = [_population_entry(p) for p in populations]
     for key in ("clients", "apis"):
         if key in scenario.emulator_settings:
             document[key] = scenario.emulator_settings[key]
@@ -121,20 +151,29 @@ def tenant_document(
 class EmbeddedEmulator:
     """The emulator served on a free loopback port for the length of a run."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, *, clock: Clock | None = None) -> None:
         self.config = config
-        self.app = create_app(config)
+        self.app = create_app(config, clock=clock)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
     @classmethod
     def for_scenario(
-        cls, scenario: Scenario, users: UserSource, remembered: Iterable[UserCredentials] = ()
+        cls,
+        scenario: Scenario,
+        users: UserSource,
+        remembered: Iterable[UserCredentials] = (),
+        *,
+        clock: Clock | None = None,
     ) -> EmbeddedEmulator:
-        """An emulator whose tenant matches ``scenario`` (TenantFileError names the key)."""
+        """An emulator whose tenant matches ``scenario`` (TenantFileError names the key).
+
+        ``clock``: the emulator's time (the runner shares an OffsetClock with its engine,
+        so that moving it through the control API moves both).
+        """
         document = tenant_document(scenario, users, remembered)
         config = parse_tenant(document, source=f"{scenario.source}: emulator")
-        return cls(config)
+        return cls(config, clock=clock)
 
     async def __aenter__(self) -> EmbeddedEmulator:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)

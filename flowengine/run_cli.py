@@ -1,8 +1,9 @@
 """``flowengine run SCENARIO``: run a scenario file with a live view, reports and thresholds.
 
-Exit codes (:mod:`flowengine.exitcodes`): 0 every threshold held, 99 a threshold failed,
-2 bad input (command line, scenario, tenant or credential store), 130 interrupted (partial
-reports are written), 1 anything unexpected. Ctrl-C once: stop starting flows and let the
+Exit codes (:mod:`flowengine.exitcodes`): 0 every threshold and journey expectation held,
+98 a journey step's expectation failed, 99 a threshold failed, 2 bad input (command line,
+scenario, tenant or credential store), 130 interrupted (partial reports are written), 1
+anything unexpected. Ctrl-C once: stop starting flows and let the
 ones in flight finish within ``--grace``; twice: stop at once.
 """
 
@@ -18,6 +19,7 @@ from typing import Literal
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flowengine.errors import ConfigError, CredentialStoreError, FlowEngineError
@@ -59,9 +61,45 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
+_MAX_FAILURES_SHOWN = 20
+
+
+def _print_journeys(result: RunResult, console: Console) -> None:
+    journeys = result.journeys
+    if journeys is None:
+        return
+    counts = journeys.counts()
+    console.print(
+        f"[bold]journeys[/] (seed {journeys.seed}): {counts['users']} users,"
+        f" {counts['users_passed']} passed, {counts['users_failed']} failed,"
+        f" {counts['users_skipped']} skipped"
+    )
+    for journey in journeys.journeys:
+        passed = sum(user.status == "pass" for user in journey.users)
+        mark = "[green]PASS[/]" if journey.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {escape(journey.name)}: {passed} of {len(journey.users)} users")
+    failures = journeys.failures()
+    for user, step in failures[:_MAX_FAILURES_SHOWN]:
+        where = f" (iteration {step.iteration})" if step.iteration else ""
+        console.print(
+            f"[red]FAILED[/] journey {escape(user.journey)}, user {escape(user.username)},"
+            f" step {escape(step.path)} ({escape(step.label)}){where}\n"
+            f"    expected: {escape(step.expected or '')}\n"
+            f"    actual:   {escape(step.actual or '')}",
+            highlight=False,
+        )
+    if len(failures) > _MAX_FAILURES_SHOWN:
+        console.print(f"... and {len(failures) - _MAX_FAILURES_SHOWN} more (see the reports)")
+
+
 def print_summary(result: RunResult, console: Console) -> None:
-    """The end-of-run summary: flows, latency per step, thresholds, report files."""
+    """The end-of-run summary: flows, latency per step, thresholds, failed journey
+    expectations (user, step, expected, actual), report files."""
     snapshot = result.snapshot
+    if result.meta.get("load") is None:
+        _print_journeys(result, console)
+        _print_tail(result, console)
+        return
     console.print(
         f"[bold]{result.meta['scenario']}[/]: {snapshot.completed} flows in "
         f"{snapshot.elapsed:.1f} s ({snapshot.flows_per_second:.1f}/s), "
@@ -84,6 +122,11 @@ def print_summary(result: RunResult, console: Console) -> None:
     if snapshot.errors:
         top = sorted(snapshot.errors.items(), key=lambda item: -item[1])[:8]
         console.print("errors: " + ", ".join(f"{kind} {count}" for kind, count in top))
+    _print_journeys(result, console)
+    _print_tail(result, console)
+
+
+def _print_tail(result: RunResult, console: Console) -> None:
     for threshold in result.thresholds:
         mark = "[green]PASS[/]" if threshold.passed else "[red]FAIL[/]"
         console.print(f"{mark} {threshold.describe()}")
@@ -202,16 +245,14 @@ def run_command(
     )
     try:
         loaded = apply_overrides(load_scenario(scenario), overrides)
-        if loaded.load is None:
-            raise ConfigError("has no load section to run", source=str(scenario), path="load")
         directory = None if no_report else report_dir or default_report_dir(loaded.name)
         view = None
         if live:
             view = LiveView(
                 console=err,
                 title=loaded.name,
-                duration=loaded.load.duration,
-                total=loaded.load.iterations,
+                duration=loaded.load.duration if loaded.load is not None else None,
+                total=loaded.load.iterations if loaded.load is not None else None,
             )
         if workers is not None or ray_address is not None:
             if workers is None:
@@ -236,6 +277,7 @@ def run_command(
                 live=view,
                 grace=grace,
                 acknowledge_load_test=acknowledge_load_test,
+                notify=lambda message: err.print(message, markup=False, highlight=False),
             )
             result = asyncio.run(_run(runner))
     except (ConfigError, CredentialStoreError, ValueError) as exc:

@@ -12,6 +12,9 @@ scenario's duration and/or iteration count.
   finished; a flow's latency is measured from its *intended* start, so any queueing in the
   client shows, and a start that cannot be made (no free user, ``max_in_flight`` reached) is
   counted as missed.
+- Journeys (:mod:`flowengine.journeys`) run on the same engine and emulator, alone or next
+  to the load (whose users then exclude the journeys' users); a failed expectation makes
+  the exit code ``EXPECTATIONS_FAILED``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import attrs
 
 from flowengine.api import make_session
-from flowengine.clock import SystemClock
+from flowengine.clock import OffsetClock
 from flowengine.config import EngineConfig, PoolLimits, Timeouts
 from flowengine.credentials import CredentialStore
 from flowengine.credstore import open_store
@@ -45,6 +48,8 @@ from flowengine.embedded import (
 from flowengine.engine import Engine
 from flowengine.errors import ConfigError
 from flowengine.exitcodes import ExitCode
+from flowengine.factors.otp import TOTP_PERIOD
+from flowengine.journeys import JourneyRunner, JourneysResult
 from flowengine.live import LiveView
 from flowengine.report import write_reports
 from flowengine.result import LoginResult
@@ -105,6 +110,8 @@ class RunResult:
     exit_code: ExitCode
     interrupted: bool
     meta: dict[str, Any]
+    journeys: JourneysResult | None = None
+    """The journeys' results, when the scenario has journeys."""
 
 
 def apply_overrides(scenario: Scenario, overrides: RunOverrides) -> Scenario:
@@ -183,9 +190,10 @@ class Runner:
         connections: int = DEFAULT_CONNECTIONS,
         clock: Callable[[], float] | None = None,
         acknowledge_load_test: bool = False,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
-        if scenario.load is None:
-            raise ValueError(f"{scenario.source}: the scenario has no load section to run")
+        if scenario.load is None and not scenario.journeys:
+            raise ValueError(f"{scenario.source}: the scenario has neither a load nor journeys")
         if not acknowledge_load_test:
             check_load_is_acknowledged(scenario)
         self.scenario = scenario
@@ -193,8 +201,15 @@ class Runner:
         self.report_dir = report_dir
         self.live = live
         self.grace = grace
-        self.connections = min(connections, self._concurrency_of(scenario))
-        self._clock = SystemClock()
+        flows = self._concurrency_of(scenario) if scenario.load is not None else 0
+        journey_users = sum(journey.users.count for journey in scenario.journeys)
+        self.connections = min(connections, max(1, flows + journey_users))
+        self.notify = notify
+        """Tells the person running a journey what to do (answer a push) or wait for."""
+        self.journeys: JourneyRunner | None = None
+        # Real time that the emulator's control API may move forward (expire_mfa_token);
+        # the embedded emulator shares it, so its TOTP codes and expiries agree with ours.
+        self._clock = OffsetClock()
         self._now = clock or self._clock.monotonic
         self.stats = Stats(clock=self._now)
         self._stop = asyncio.Event()
@@ -218,6 +233,8 @@ class Runner:
         """Stop starting flows; flows in flight get the grace period to finish."""
         self._interrupted = True
         self._stop.set()
+        if self.journeys is not None:
+            self.journeys.stop()
 
     def abort(self) -> None:
         """Stop at once: flows in flight are cancelled (and counted as cancelled)."""
@@ -240,27 +257,57 @@ class Runner:
             async with AsyncExitStack() as stack:
                 engine = await self._start_engine(stack, store)
                 self._engine = engine
-                self._free.extend(scenario.users.iter_users())
-                if not self._free:
-                    raise ValueError(f"{scenario.source}: the scenario has no users to log in")
+                busy: set[str] = set()
+                if scenario.journeys:
+                    self.journeys = JourneyRunner(
+                        scenario.journeys,
+                        engine=engine,
+                        seed=self._seed,
+                        step_timeout=scenario.timeouts.flow,
+                        notify=self.notify,
+                    )
+                    if self._stop.is_set():
+                        self.journeys.stop()
+                    busy = self.journeys.usernames()
+                if self.load is not None:
+                    users = scenario.users.iter_users()
+                    self._free.extend(u for u in users if u.username.lower() not in busy)
+                    if not self._free:
+                        raise ValueError(f"{scenario.source}: the scenario has no users to log in")
                 ticker = asyncio.create_task(self._tick())
                 try:
-                    if isinstance(self.load, ClosedLoad):
-                        await self._run_closed(self.load)
-                    else:
-                        await self._run_open(self.load)
+                    await self._run_all()
                 finally:
                     ticker.cancel()
                     await asyncio.gather(ticker, return_exceptions=True)
         finally:
+            if self._clock.offset and scenario.target is None:
+                _forget_future_otp_steps(store, self._clock)
             store.close()
         return self._finish(started_at)
+
+    async def _run_all(self) -> None:
+        """The journeys and the load, side by side; an error in either is raised."""
+        tasks: list[asyncio.Task[Any]] = []
+        if self.journeys is not None:
+            tasks.append(asyncio.create_task(self.journeys.run()))
+        if isinstance(self.load, ClosedLoad):
+            tasks.append(asyncio.create_task(self._run_closed(self.load)))
+        elif self.load is not None:
+            tasks.append(asyncio.create_task(self._run_open(self.load)))
+        await self._wait_for(tasks)
+        for task in tasks:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
 
     async def _start_engine(self, stack: AsyncExitStack, store: CredentialStore) -> Engine:
         scenario = self.scenario
         ssl_context: ssl.SSLContext | None = None
         if scenario.target is None:
-            emulator = EmbeddedEmulator.for_scenario(scenario, scenario.users, store.all())
+            emulator = EmbeddedEmulator.for_scenario(
+                scenario, scenario.users, store.all(), clock=self._clock
+            )
             await stack.enter_async_context(emulator)
             emulator.set_push_policy(scenario.push.mode, scenario.push.after)
             config = EngineConfig(
@@ -324,11 +371,11 @@ class Runner:
             return False
         if deadline is not None and self._now() >= deadline:
             return False
-        iterations = self.load.iterations
+        iterations = self.load.iterations if self.load is not None else None
         return iterations is None or self._issued < iterations
 
     def _deadline(self) -> float | None:
-        duration = self.load.duration
+        duration = self.load.duration if self.load is not None else None
         return None if duration is None else self._now() + duration
 
     async def _run_closed(self, load: ClosedLoad) -> None:
@@ -389,7 +436,7 @@ class Runner:
         finally:
             self._give_back(user)
 
-    async def _wait_for(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _wait_for(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Wait for the tasks; after a stop, give them the grace period, then cancel."""
         if not tasks:
             return
@@ -509,8 +556,7 @@ class Runner:
         """What the report says about the run (never a secret)."""
         scenario = self.scenario
         target = scenario.target
-        load = attrs.asdict(self.load)
-        load["model"] = self.load.model
+        load = None if self.load is None else {**attrs.asdict(self.load), "model": self.load.model}
         from importlib.metadata import version
 
         return {
@@ -535,6 +581,7 @@ class Runner:
             "users": scenario.users.count,
             "factors": dict(scenario.factors.weights),
             "enrollment": scenario.enrollment,
+            "journeys": [journey.name for journey in scenario.journeys],
             "enrolled_in_run": self._enrolled,
             "credentials": scenario.credentials,
             "interrupted": self._interrupted,
@@ -554,11 +601,20 @@ class Runner:
             )
         )
         meta = self.meta(started_at, datetime.datetime.now(datetime.UTC))
+        journeys = self.journeys.result() if self.journeys is not None else None
         reports: dict[str, Path] = {}
         if self.report_dir is not None:
-            reports = write_reports(self.report_dir, snapshot, meta, thresholds=thresholds)
+            reports = write_reports(
+                self.report_dir,
+                snapshot,
+                meta,
+                thresholds=thresholds,
+                journeys=journeys.to_dict() if journeys is not None else None,
+            )
         if self._interrupted:
             code = ExitCode.INTERRUPTED
+        elif journeys is not None and not journeys.passed:
+            code = ExitCode.EXPECTATIONS_FAILED
         elif not all(result.passed for result in thresholds):
             code = ExitCode.THRESHOLDS_FAILED
         else:
@@ -570,7 +626,17 @@ class Runner:
             exit_code=code,
             interrupted=self._interrupted,
             meta=meta,
+            journeys=journeys,
         )
+
+
+def _forget_future_otp_steps(store: CredentialStore, clock: OffsetClock) -> None:
+    """After the clock was moved forward, no stored TOTP step may be ahead of real time
+    (the next run's emulator starts at real time; the engine would wait for that step)."""
+    now = int((clock.time() - clock.offset) // TOTP_PERIOD)
+    for record in list(store.all()):
+        if record.last_otp_step is not None and record.last_otp_step > now:
+            store.put(attrs.evolve(record, last_otp_step=now))
 
 
 def _weighted(weights: tuple[tuple[str, float], ...], draw: float) -> str:

@@ -181,8 +181,10 @@ def build_report(
     *,
     thresholds: Sequence[ThresholdResult] = (),
     workers: Mapping[str, StatsSnapshot] | None = None,
+    journeys: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The complete report: meta, summary, thresholds, steps, errors, series, workers, raw."""
+    """The complete report: meta, summary, thresholds, steps, errors, series, workers, raw;
+    with ``journeys``, their results per journey, user and step."""
     ordered = [snapshot.flow, *snapshot.ordered_steps()]
     errors = sorted(snapshot.errors.items(), key=lambda kv: (-kv[1], kv[0]))
     report = {
@@ -210,7 +212,10 @@ def build_report(
     masked_meta = _scrub(mask_secrets(_json_safe(meta)))
     order = ("format", "summary", "passed", "thresholds", "steps", "distribution", "errors",
              "series", "workers", "snapshot")  # fmt: skip
-    return {"format": FORMAT, "meta": masked_meta, **{key: masked[key] for key in order}}
+    result = {"format": FORMAT, "meta": masked_meta, **{key: masked[key] for key in order}}
+    if journeys is not None:
+        result["journeys"] = _scrub(mask_secrets(_json_safe(journeys)))
+    return result
 
 
 def write_text(path: Path, text: str) -> Path:
