@@ -39,3 +39,29 @@ def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
         assert summary["rate_ratio"] > 0
         assert summary["server_cpu_ratio"] > 0
     assert "2 RS256 signatures" in data["setup"]["flow_scope"]
+
+
+@pytest.mark.slow
+def test_scaling_quick_run_writes_its_json(tmp_path: Path) -> None:
+    """scaling.py --quick exits 0 and reports every one-shard and 1-vs-2-worker run."""
+    pytest.importorskip(
+        "ray", reason="scaling.py compares Ray workers: pip install 'flowengine[ray]'"
+    )
+    out = tmp_path / "scaling.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scaling.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert {"setup", "single", "rounds", "summary"} <= data.keys()
+    assert [row["concurrency"] for row in data["single"]] == [10, 40]
+    for pair in data["rounds"]:
+        assert (pair["one"]["workers"], pair["two"]["workers"]) == (1, 2)
+        for row in (pair["one"], pair["two"]):
+            assert row["flows"] == 200 and row["failed"] == 0
+            assert row["flows_per_client_cpu_s"] > 0
+    assert data["summary"]["efficiency_ratio_2_vs_1"] > 0

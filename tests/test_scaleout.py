@@ -61,7 +61,9 @@ def two_workers(
 
 def test_split_divides_users_and_load(tmp_path: Path) -> None:
     """Shards hold disjoint users and divided load that add up to the whole."""
-    plan = scenario(tmp_path, 11, {"model": "open", "rate": 30, "iterations": 7, "max_in_flight": 5})
+    plan = scenario(
+        tmp_path, 11, {"model": "open", "rate": 30, "iterations": 7, "max_in_flight": 5}
+    )
     shards = split_scenario(plan, 2)
     names = [{u.username for u in s.users.iter_users()} for s in shards]
     assert not names[0] & names[1] and len(names[0] | names[1]) == 11
@@ -76,7 +78,7 @@ def test_split_divides_users_and_load(tmp_path: Path) -> None:
 def test_split_refuses_fewer_virtual_users_than_workers(tmp_path: Path) -> None:
     """Three virtual users cannot make four shards."""
     plan = scenario(tmp_path, 100, {"model": "closed", "users": 3, "iterations": 10})
-    with pytest.raises(ConfigError, match="load.users"):
+    with pytest.raises(ConfigError, match=r"load\.users"):
         split_scenario(plan, 4)
 
 
