@@ -174,7 +174,9 @@ class ScaleOut:
         except ray.exceptions.RayError as exc:
             self._kill_all()
             raise RuntimeError(f"a worker could not start: {short_error(exc)}") from exc
-        here = ray.get_runtime_context().get_node_id()
+        # Through Ray Client (ray://) this process is on no node of the cluster.
+        client = (self.address or "").startswith("ray://")
+        here = None if client else ray.get_runtime_context().get_node_id()
         memory = self.scenario.credentials in ("", "memory", "memory://")
         for worker, info in zip(self.workers, infos, strict=True):
             worker.info = info

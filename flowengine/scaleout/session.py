@@ -35,7 +35,8 @@ def ray_session(*, workers: int, address: str | None = None) -> Iterator[Any]:
     """Ray initialised for one run, shut down after; yields the ``ray`` module.
 
     ``address`` None starts a local instance with ``workers`` CPUs (logical: one per shard),
-    no dashboard and a small object store; an address (or ``auto``) joins that cluster.
+    no dashboard, a small object store, and workers at normal priority (Ray's default is
+    nice 15); an address (or ``auto``) joins that cluster as it is configured.
     """
     ray = import_ray()
     common: dict[str, Any] = {
@@ -50,6 +51,8 @@ def ray_session(*, workers: int, address: str | None = None) -> Iterator[Any]:
                 num_cpus=workers,
                 include_dashboard=False,
                 object_store_memory=OBJECT_STORE_BYTES,
+                # Ray starts workers at nice 15 (behind its daemons); a shard is the work.
+                _system_config={"worker_niceness": 0},
                 **common,
             )
         else:
