@@ -19,7 +19,12 @@ from flowengine.journeys.results import (
     UserResult,
     check,
 )
-from flowengine.journeys.runner import JourneyRunner, mfa_api_engine
+from flowengine.journeys.runner import (
+    JourneyRunner,
+    mfa_api_engine,
+    seeded_users,
+    sibling_engine,
+)
 
 __all__ = [
     "Column",
@@ -37,4 +42,6 @@ __all__ = [
     "count_enrolled",
     "mfa_api_engine",
     "mfa_token_expiry",
+    "seeded_users",
+    "sibling_engine",
 ]

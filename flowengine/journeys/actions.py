@@ -239,6 +239,7 @@ class StepActions:
         *,
         engine: Engine,
         mfa_engine: Engine,
+        no_enroll_engine: Engine,
         control: EmulatorControl,
         code_source: CodeSource,
         otp_counters: dict[str, int],
@@ -248,6 +249,7 @@ class StepActions:
     ) -> None:
         self.engine = engine
         self.mfa_engine = mfa_engine
+        self.no_enroll_engine = no_enroll_engine
         self.control = control
         self.code_source = code_source
         self.otp_counters = otp_counters
@@ -392,12 +394,14 @@ class StepActions:
 
     # -- the steps -----------------------------------------------------------------------
 
-    async def login(self, step: Login, user: JourneyUser) -> Observed:
+    async def login(
+        self, step: Login, user: JourneyUser, *, engine: Engine | None = None
+    ) -> Observed:
         """Engine.login with the factor (``any``: the first usable enrolled one)."""
         factor = None if step.factor == "any" else step.factor
         self._push_notice(user, factor)
         spec = user.spec
-        result = await self.engine.login(
+        result = await (engine or self.engine).login(
             spec.username, spec.password, factor=factor, phone=spec.phone, email=spec.email
         )
         if result.ok and result.tokens is not None:
@@ -405,8 +409,10 @@ class StepActions:
         return observed_from_login(result)
 
     async def recovery_code(self, step: RecoveryCode, user: JourneyUser) -> Observed:
-        """Engine.login with the stored recovery code (the new one is stored)."""
-        return await self.login(Login(path=step.path, factor="recovery-code"), user)
+        """Engine.login with the stored recovery code (the new one is stored); a user with
+        nothing enrolled fails (``not_enrolled``) instead of enrolling."""
+        login = Login(path=step.path, factor="recovery-code")
+        return await self.login(login, user, engine=self.no_enroll_engine)
 
     async def enroll(self, step: Enroll, user: JourneyUser) -> Observed:
         """Associate and confirm; with an MFA-API token when a factor is already active."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import structlog
@@ -32,31 +33,48 @@ from flowengine.journeys.results import (
 )
 from flowengine.spec import Journey, Repeat, Step
 
-__all__ = ["JourneyRunner", "mfa_api_engine"]
+__all__ = ["JourneyRunner", "mfa_api_engine", "seeded_users", "sibling_engine"]
 
 
-def mfa_api_engine(engine: Engine, code_source: CodeSource | None = None) -> Engine:
-    """An engine for the MFA-API audience over ``engine``'s pool, store, clock and ledger.
+def seeded_users(journey: Journey, seed: int) -> list[JourneyUser]:
+    """The group's users in the order they start in, each with its own random source: both
+    drawn from ``seed`` (the same seed, the same order and the same wrong codes)."""
+    users = list(journey.users.iter_users())
+    random.Random(f"{seed}:{journey.name}").shuffle(users)
+    return [
+        JourneyUser(spec=u, rng=random.Random(f"{seed}:{journey.name}:{u.username}")) for u in users
+    ]
 
-    It logs in with an enrolled factor only (never enrolls), and it shares the engine's
-    record of the TOTP steps used (codes are single use), so the two never reuse one.
+
+def sibling_engine(engine: Engine, code_source: CodeSource | None = None, **changes: Any) -> Engine:
+    """An engine with other settings over ``engine``'s pool, store, clock and ledger.
+
+    It shares the engine's record of the TOTP steps used (codes are single use), so the
+    two never submit the same code.
     """
-    config = attrs.evolve(
-        engine.config,
-        audience=f"{engine.config.base_url}/mfa/",
-        scope=MFA_API_SCOPE,
-        enroll=False,
-    )
-    mfa = Engine(
-        config=config,
+    sibling = Engine(
+        config=attrs.evolve(engine.config, **changes),
         session=engine.session,
         credentials=engine.credentials,
         clock=engine.clock,
         code_source=code_source,
     )
-    mfa._otp_counters = engine._otp_counters  # one account of used TOTP steps per user
-    mfa.ledger = engine.ledger
-    return mfa
+    sibling._otp_counters = engine._otp_counters  # one account of used TOTP steps per user
+    sibling.ledger = engine.ledger
+    return sibling
+
+
+def mfa_api_engine(engine: Engine, code_source: CodeSource | None = None) -> Engine:
+    """The engine that gets MFA-API access tokens: audience ``https://{domain}/mfa/``,
+    scope :data:`~flowengine.journeys.actions.MFA_API_SCOPE`, logging in with an enrolled
+    factor only (it never enrolls)."""
+    return sibling_engine(
+        engine,
+        code_source,
+        audience=f"{engine.config.base_url}/mfa/",
+        scope=MFA_API_SCOPE,
+        enroll=False,
+    )
 
 
 @attrs.define
@@ -148,25 +166,20 @@ class JourneyRunner:
         """Every user of every group (lower case), to keep them out of a load."""
         return {u.username.lower() for j in self.journeys for u in j.users.iter_users()}
 
-    def order(self, journey: Journey) -> list[JourneyUser]:
-        """The group's users in the seeded order they start in."""
-        users = list(journey.users.iter_users())
-        random.Random(f"{self.seed}:{journey.name}").shuffle(users)
-        return [
-            JourneyUser(spec=u, rng=random.Random(f"{self.seed}:{journey.name}:{u.username}"))
-            for u in users
-        ]
-
     async def run(self) -> JourneysResult:
         """Run every journey to its end (or a stop); the results."""
         engine = self.engine
         control = self._control or EmulatorControl(engine.session, engine.config.base_url)
         code_source = self._code_source or EmulatorInbox(engine.session, engine.config.base_url)
         tasks: list[asyncio.Task[None]] = []
-        async with mfa_api_engine(engine, code_source) as mfa_engine:
+        async with (
+            mfa_api_engine(engine, code_source) as mfa_engine,
+            sibling_engine(engine, code_source, enroll=False) as no_enroll,
+        ):
             actions = StepActions(
                 engine=engine,
                 mfa_engine=mfa_engine,
+                no_enroll_engine=no_enroll,
                 control=control,
                 code_source=code_source,
                 otp_counters=engine._otp_counters,
@@ -175,7 +188,7 @@ class JourneyRunner:
                 notify=self._notify,
             )
             for journey in self.journeys:
-                users = self.order(journey)
+                users = seeded_users(journey, self.seed)
                 self._orders[journey.name] = tuple(u.spec.username for u in users)
                 runs = self._runs[journey.name] = []
                 for user in users:
