@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,15 @@ def test_a_scenario_needs_load_or_journeys(tmp_path: Path) -> None:
     empty = attrs.evolve(scenario(tmp_path, journey("userinfo")), journeys=())
     with pytest.raises(ValueError, match="neither a load nor journeys"):
         Runner(empty)
+
+
+async def test_moved_clock_leaves_no_future_otp_step_in_the_store(tmp_path: Path) -> None:
+    """After expire_mfa_token moved the clock, stored TOTP steps are back at real time."""
+    store = f"sqlite:///{tmp_path / 'creds.db'}"
+    steps = journey("enroll: sms", {"expire_mfa_token": {}, "expect": {"outcome": "failed"}})
+    steps["steps"].append({"enroll": "otp"})
+    result = await run(scenario(tmp_path, steps, credentials=store))
+    assert only_user(result).status == "pass"
+    (record,) = open_store(store).all()
+    assert record.last_otp_step is not None
+    assert record.last_otp_step <= int(time.time() // 30)
