@@ -264,6 +264,7 @@ class Runner:
                         engine=engine,
                         seed=self._seed,
                         step_timeout=scenario.timeouts.flow,
+                        push=scenario.push.mode,
                         notify=self.notify,
                     )
                     if self._stop.is_set():

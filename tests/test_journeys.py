@@ -183,13 +183,12 @@ async def test_repeat_counts_runs(tmp_path: Path) -> None:
 
 
 async def test_failure_inside_repeat_names_the_iteration(tmp_path: Path) -> None:
-    """A failing step inside repeat says which iteration failed."""
-    steps = journey(
-        "enroll: email",
-        {"repeat": {"times": 2, "steps": [{"refresh": {}, "expect": {"latency": "< 1ms"}}]}},
-    )
-    failed = step(await run(scenario(tmp_path, steps)), "refresh")
-    assert failed.iteration == "1/2" and "(iteration 1/2)" in (failed.message or "")
+    """A failing step inside repeat says which iteration failed (the third: locked out)."""
+    wrong = {"wrong_code": {"factor": "email", "times": 5}, "expect": {"error": "invalid_grant"}}
+    steps = journey("enroll: email", {"repeat": {"times": 3, "steps": [wrong]}})
+    failed = step(await run(scenario(tmp_path, steps)), "wrong_code email x5")
+    assert failed.iteration == "3/3" and "(iteration 3/3)" in (failed.message or "")
+    assert "got outcome locked, error too_many_attempts" in (failed.message or "")
 
 
 async def test_ignored_push_times_out(tmp_path: Path) -> None:
@@ -202,6 +201,18 @@ async def test_ignored_push_times_out(tmp_path: Path) -> None:
     )
     result = await run(scenario(tmp_path, steps, timeouts={"request": "1s", "flow": "1s"}))
     assert only_user(result).status == "pass"
+
+
+async def test_manual_push_asks_a_person(tmp_path: Path) -> None:
+    """push: manual leaves the push to a person, whom the run tells what to answer."""
+    steps = journey(
+        "enroll: push", "push: manual", {"login": "push", "expect": {"outcome": "timeout"}}
+    )
+    told: list[str] = []
+    parsed = scenario(tmp_path, steps, timeouts={"request": "1s", "flow": "1s"})
+    result = await run(parsed, notify=told.append)
+    assert only_user(result).status == "pass"
+    assert told == ["kit1@example.test: answer the push on the user's phone"]
 
 
 async def test_journeys_run_next_to_a_load_on_other_users(tmp_path: Path) -> None:

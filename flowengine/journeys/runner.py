@@ -36,6 +36,10 @@ from flowengine.spec import Journey, Repeat, Step
 __all__ = ["JourneyRunner", "mfa_api_engine", "seeded_users", "sibling_engine"]
 
 
+_PUSH_ANSWERS = {"never": "ignore"}
+"""The scenario's push modes as journey push answers."""
+
+
 def seeded_users(journey: Journey, seed: int) -> list[JourneyUser]:
     """The group's users in the order they start in, each with its own random source: both
     drawn from ``seed`` (the same seed, the same order and the same wrong codes)."""
@@ -133,7 +137,11 @@ class _UserRun:
 
 
 class JourneyRunner:
-    """Runs journeys over an engine (and its session, store and clock)."""
+    """Runs journeys over an engine (and its session, store and clock).
+
+    ``push`` is how pushes are answered until a ``push`` step says otherwise (the scenario's
+    ``push.mode``); ``notify`` tells the person running the journeys what to do by hand.
+    """
 
     def __init__(
         self,
@@ -144,6 +152,7 @@ class JourneyRunner:
         control: EmulatorControl | None = None,
         code_source: CodeSource | None = None,
         step_timeout: float = 60.0,
+        push: str = "approve",
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.journeys = journeys
@@ -153,6 +162,7 @@ class JourneyRunner:
         self._code_source = code_source
         self._step_timeout = step_timeout
         self._notify = notify
+        self._push = _PUSH_ANSWERS.get(push, push)
         self._stop = asyncio.Event()
         self._runs: dict[str, list[_UserRun]] = {}
         self._orders: dict[str, tuple[str, ...]] = {}
@@ -189,6 +199,8 @@ class JourneyRunner:
             )
             for journey in self.journeys:
                 users = seeded_users(journey, self.seed)
+                for user in users:
+                    user.push = self._push
                 self._orders[journey.name] = tuple(u.spec.username for u in users)
                 runs = self._runs[journey.name] = []
                 for user in users:
