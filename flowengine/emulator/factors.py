@@ -6,6 +6,7 @@ every error answer of reference §5-§7; the handlers only parse and serialize.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import secrets
@@ -15,7 +16,12 @@ from urllib.parse import quote
 from flowengine.emulator.http import OAuthError
 from flowengine.emulator.issue import Authorization
 from flowengine.emulator.store import Authenticator, Challenge, EmulatorState, User
-from flowengine.emulator.tokens import ExpiredToken, MalformedToken, hotp, random_recovery_code
+from flowengine.emulator.tokens import (
+    ExpiredToken,
+    MalformedToken,
+    hotp_keyed,
+    random_recovery_code,
+)
 
 __all__ = [
     "OOB_CODE",
@@ -229,6 +235,12 @@ def challenge(
     return body
 
 
+@functools.cache
+def _step_offsets(window: int) -> tuple[int, ...]:
+    """TOTP steps to try around the current one, nearest first: 0, -1, 1, -2, 2, …"""
+    return tuple(sorted(range(-window, window + 1), key=abs))
+
+
 def verify_otp(state: EmulatorState, user: User, auth: Authorization, otp: str) -> Authenticator:
     """Check a TOTP code (single use, failed-code bucket); activates a pending enrollment."""
     now = state.clock.time()
@@ -238,17 +250,15 @@ def verify_otp(state: EmulatorState, user: User, auth: Authorization, otp: str) 
     if _SIX_DIGITS.fullmatch(otp):
         pending = user.pending.get(auth.session_id, ())
         counter = int(now // 30)
-        window = state.settings.totp_window
-        steps = sorted(
-            range(counter - window, counter + window + 1), key=lambda s: abs(s - counter)
-        )
+        offsets = _step_offsets(state.settings.totp_window)
         for authenticator in user.authenticators.values():
-            secret_key = authenticator.totp_key
-            if secret_key is None or not (authenticator.active or authenticator.id in pending):
+            mac = authenticator.totp_mac
+            if mac is None or not (authenticator.active or authenticator.id in pending):
                 continue
-            for step in steps:
+            for offset in offsets:
+                step = counter + offset
                 if step > authenticator.last_counter and hmac.compare_digest(
-                    hotp(secret_key, step), otp
+                    hotp_keyed(mac, step), otp
                 ):
                     authenticator.last_counter = step
                     if not authenticator.active:

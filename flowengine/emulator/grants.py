@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from flowengine.emulator.config import (
     GRANT_MFA_OOB,
@@ -25,7 +26,6 @@ from flowengine.emulator.http import (
     authenticate_client,
     base_url,
     client_ip,
-    json_response,
     read_params,
     str_param,
 )
@@ -38,10 +38,13 @@ from flowengine.emulator.issue import (
 )
 from flowengine.emulator.mfa import access_token_session, verify_access_token
 from flowengine.emulator.store import EmulatorState, User
+from flowengine.jsonio import dumps
 
 __all__ = ["token_endpoint"]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: the headers of every token answer, built once (aiohttp copies them into each response)
+_TOKEN_HEADERS = CIMultiDict({**_NO_STORE, "Content-Type": JSON})
 _BLOCKED_DESCRIPTION = (
     "Your account has been blocked after multiple consecutive login attempts. "
     "We've sent you an email with instructions on how to unblock it."
@@ -237,4 +240,4 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
             403, "unauthorized_client", f"Grant type '{grant_type}' not allowed for the client."
         )
     body = handler(state, request, base_url(request, state), client, params)
-    return json_response(body, content_type=JSON, headers=_NO_STORE)
+    return web.Response(body=dumps(body), headers=_TOKEN_HEADERS)

@@ -11,9 +11,10 @@ import binascii
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from flowengine.emulator.config import ClientConfig
 from flowengine.emulator.store import EmulatorState
@@ -70,6 +71,9 @@ class OAuthError(Exception):
         return body
 
 
+_CONTENT_TYPES: dict[str, CIMultiDict[str]] = {}
+
+
 def json_response(
     body: Any,
     status: int = 200,
@@ -78,9 +82,14 @@ def json_response(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     """A JSON response serialized with orjson."""
-    response = web.Response(body=dumps(body), status=status, headers=headers)
-    response.headers["Content-Type"] = content_type
-    return response
+    if headers:
+        all_headers = CIMultiDict(headers)
+        all_headers["Content-Type"] = content_type
+    else:
+        all_headers = _CONTENT_TYPES.get(content_type) or _CONTENT_TYPES.setdefault(
+            content_type, CIMultiDict({"Content-Type": content_type})
+        )
+    return web.Response(body=dumps(body), status=status, headers=all_headers)
 
 
 def api(content_type: str = JSON_UTF8) -> Callable[[Handler], Handler]:
@@ -120,7 +129,7 @@ async def read_params(request: web.Request, *, allow_form: bool = True) -> dict[
         except UnicodeDecodeError:
             raise OAuthError(400, "invalid_request", "The body is not UTF-8.") from None
         params = {}
-        for key, value in parse_qsl(text, keep_blank_values=True):
+        for key, value in _parse_form(text):
             previous = params.get(key)
             if previous is None:
                 params[key] = value
@@ -133,6 +142,31 @@ async def read_params(request: web.Request, *, allow_form: bool = True) -> dict[
         return {}
     accepted = "application/json" if not allow_form else "application/json or " + _FORM
     raise OAuthError(400, "invalid_request", f"Unsupported content type: use {accepted}.")
+
+
+def _parse_form(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``, minus its generic machinery: fields
+    split on ``&``, empty ones skipped, ``+`` is a space, ``%XX`` decoded as UTF-8 with
+    replacement characters for bad bytes (only fields that need it go through ``unquote``)."""
+    pairs = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name or "%" in name:
+            name = _unquote_plus(name)
+        if "+" in value or "%" in value:
+            value = _unquote_plus(value)
+        pairs.append((name, value))
+    return pairs
+
+
+def _unquote_plus(text: str) -> str:
+    text = text.replace("+", " ")
+    if "%" in text and text.isascii():
+        # unquote() of ASCII text, without its split into ASCII and non-ASCII runs
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text)
 
 
 def str_param(params: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -188,7 +222,7 @@ def authenticate_client(
         raise _unauthorized()
     if basic and given_by != client.auth_method:
         raise _unauthorized()
-    if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+    if not hmac.compare_digest(secret.encode(), state.client_secret_bytes[client.client_id]):
         raise _unauthorized()
     return client
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import math
 import secrets
+import time
 from typing import Any
 
 import attrs
@@ -33,6 +35,7 @@ __all__ = [
 OIDC_SCOPES = ("openid", "profile", "email", "address", "phone", "offline_access")
 MFA_SCOPES = ("enroll", "read:authenticators", "remove:authenticators")
 _MFA_TOKEN = "mfa_token"
+_SCOPE_CACHE_SIZE = 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -65,7 +68,28 @@ def resolve_authorization(
     """Apply the audience and scope rules; 403 ``access_denied`` for an unknown audience."""
     settings = state.settings
     target = audience or settings.default_audience
-    requested = (scope if scope is not None else settings.default_scope).split()
+    wanted = scope if scope is not None else settings.default_scope
+    refresh = GRANT_REFRESH_TOKEN in client.grant_types
+    # The answer depends only on these (the tenant's APIs are fixed): remember it.
+    key = (base, target, wanted, refresh)
+    granted = state.scope_cache.get(key)
+    if granted is None:
+        granted = _granted_scopes(state, base, target, wanted.split(), refresh)
+        if len(state.scope_cache) >= _SCOPE_CACHE_SIZE:
+            state.scope_cache.clear()
+        state.scope_cache[key] = granted
+    return Authorization(
+        username=user.username,
+        client_id=client.client_id,
+        audience=target,
+        scope=granted,
+        scope_requested=scope is not None or target is not None,
+    )
+
+
+def _granted_scopes(
+    state: EmulatorState, base: str, target: str | None, requested: list[str], refresh: bool
+) -> tuple[str, ...]:
     if target is None:
         allowed: tuple[str, ...] = ()
         offline = False
@@ -78,7 +102,7 @@ def resolve_authorization(
             raise OAuthError(403, "access_denied", f"Service not found: {target}")
         allowed = api.scopes
         offline = api.allow_offline_access
-    offline = offline and GRANT_REFRESH_TOKEN in client.grant_types
+    offline = offline and refresh
     granted: list[str] = []
     for name in requested:
         if name in granted:
@@ -90,13 +114,7 @@ def resolve_authorization(
             granted.append(name)
     if not any(name in allowed for name in requested):
         granted.extend(name for name in allowed if name not in granted)
-    return Authorization(
-        username=user.username,
-        client_id=client.client_id,
-        audience=target,
-        scope=tuple(granted),
-        scope_requested=scope is not None or target is not None,
-    )
+    return tuple(granted)
 
 
 def mfa_required_error(state: EmulatorState, auth: Authorization, user: User) -> OAuthError:
@@ -156,18 +174,44 @@ def open_mfa_token(state: EmulatorState, token: str | None, *, status: int = 403
 def _profile_claims(user: User, scope: tuple[str, ...], now: float) -> dict[str, Any]:
     claims: dict[str, Any] = {}
     if "profile" in scope:
-        name = user.email or user.username
-        digest = hashlib.md5(name.lower().encode(), usedforsecurity=False).hexdigest()
-        claims["nickname"] = name.partition("@")[0]
-        claims["name"] = name
-        claims["picture"] = f"https://s.gravatar.com/avatar/{digest}?s=480&r=pg&d=identicon"
-        claims["updated_at"] = (
-            datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(timespec="milliseconds")
-        ).replace("+00:00", "Z")
+        profile = user.profile
+        if profile is None:
+            name = user.email or user.username
+            digest = hashlib.md5(name.lower().encode(), usedforsecurity=False).hexdigest()
+            profile = user.profile = (
+                name.partition("@")[0],
+                name,
+                f"https://s.gravatar.com/avatar/{digest}?s=480&r=pg&d=identicon",
+            )
+        claims["nickname"], claims["name"], claims["picture"] = profile
+        claims["updated_at"] = _iso_ms(now)
     if "email" in scope and user.email:
         claims["email"] = user.email
         claims["email_verified"] = True
     return claims
+
+
+_SECOND: list[Any] = [None, ""]
+
+
+def _iso_ms(now: float) -> str:
+    """``now`` as ISO 8601 UTC with milliseconds (``2026-01-01T00:00:00.000Z``), as
+    ``datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")`` writes it, with
+    the seconds part formatted once per second."""
+    if now < 0:
+        return (
+            datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(timespec="milliseconds")
+        ).replace("+00:00", "Z")
+    fraction, whole = math.modf(now)
+    second = int(whole)
+    micros = round(fraction * 1e6)  # datetime rounds to the microsecond, half to even
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    if _SECOND[0] != second:
+        _SECOND[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND[0] = second
+    return f"{_SECOND[1]}.{micros // 1000:03d}Z"
 
 
 def userinfo_claims(user: User, scope: tuple[str, ...], now: float) -> dict[str, Any]:
@@ -230,7 +274,7 @@ def token_set(
     if "offline_access" in auth.scope and issue_refresh:
         refresh_token = "v1." + secrets.token_urlsafe(48)
         if len(state.refresh_tokens) >= state.settings.max_refresh_tokens:
-            del state.refresh_tokens[next(iter(state.refresh_tokens))]
+            state.refresh_tokens.popitem(last=False)
         state.refresh_tokens[refresh_token] = RefreshGrant(
             username=user.username,
             client_id=auth.client_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import attrs
@@ -28,6 +28,7 @@ from flowengine.emulator.tokens import (
     random_recovery_code,
     seeded_device_id,
     totp_key,
+    totp_mac,
 )
 
 __all__ = [
@@ -88,6 +89,7 @@ class Authenticator:
         "phone_number",
         "secret",
         "totp_key",
+        "totp_mac",
         "twin_id",
     )
 
@@ -107,6 +109,7 @@ class Authenticator:
         self.active = active
         self.secret = secret
         self.totp_key = totp_key(secret) if secret else None
+        self.totp_mac = totp_mac(self.totp_key) if self.totp_key else None
         self.phone_number = phone_number
         self.email = email
         self.implicit = implicit
@@ -165,6 +168,7 @@ class User:
         "password",
         "pending",
         "phone_number",
+        "profile",
         "recovery_code",
         "user_id",
         "username",
@@ -186,6 +190,8 @@ class User:
         self.enrolled_ever = False
         #: mfa session id -> ids of the authenticators it enrolled (not yet confirmed).
         self.pending: dict[str, list[str]] = {}
+        #: (nickname, name, picture) of the profile claims, made on first use.
+        self.profile: tuple[str, str, str] | None = None
 
     def check_password(self, password: str) -> bool:
         """Constant-time comparison with the stored password."""
@@ -313,7 +319,15 @@ class EmulatorState:
         self.signer = signer or process_signer()
         self.sealer = sealer or Sealer(f"SERVER_{int(clock.time())}")
         self.clients = {client.client_id: client for client in config.clients}
+        #: client_id -> its secret as bytes, ready for ``hmac.compare_digest``.
+        self.client_secret_bytes = {
+            c.client_id: c.client_secret.encode()
+            for c in config.clients
+            if c.client_secret is not None
+        }
         self.apis = {api.audience: api for api in config.apis}
+        #: (base, audience, scope, refresh allowed) -> granted scopes (see issue.py).
+        self.scope_cache: dict[tuple[str, str | None, str, bool], tuple[str, ...]] = {}
         self.settings = config.settings
         self.clock = clock
         limits = config.settings.limits
@@ -321,7 +335,8 @@ class EmulatorState:
         self._users: dict[str, User] = {}
         self._by_id: dict[str, str] = {}
         self.challenges: dict[str, Challenge] = {}
-        self.refresh_tokens: dict[str, RefreshGrant] = {}
+        #: oldest first; beyond ``max_refresh_tokens`` the oldest goes (O(1) ``popitem``).
+        self.refresh_tokens: OrderedDict[str, RefreshGrant] = OrderedDict()
         self._inbox: dict[str, deque[Message]] = {}
         #: username -> ids of its push challenges (pruned lazily).
         self._pushes: dict[str, list[str]] = {}

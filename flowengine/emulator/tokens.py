@@ -6,11 +6,16 @@
   ``mfa_token`` and ``oob_code``: AES-CTR-encrypted payload, HMAC-SHA256 over the rest, a
   separate MAC key per purpose, expiry embedded in ms. Opaque access tokens (no audience) are
   JWE-like ``dir``/``A256GCM`` strings usable only at ``/userinfo``.
+
+Every login pays for a seal and an unseal, so they keep their keyed state ready: one AES
+block context whose output makes the CTR key stream (no cipher object per token), keyed
+HMAC objects that are copied rather than re-keyed, and one ``os.urandom`` call per seal.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import datetime
 import functools
 import hashlib
@@ -41,10 +46,12 @@ __all__ = [
     "b64url_decode",
     "device_id",
     "hotp",
+    "hotp_keyed",
     "process_signer",
     "random_recovery_code",
     "seeded_device_id",
     "totp_key",
+    "totp_mac",
 ]
 
 _ALNUM = string.ascii_letters + string.digits
@@ -62,6 +69,10 @@ class ExpiredToken(ValueError):
 def b64url(data: bytes) -> str:
     """Base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_bytes(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def b64url_decode(text: str) -> bytes:
@@ -93,6 +104,21 @@ def totp_key(secret: str) -> bytes:
     return base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
 
 
+def totp_mac(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA1 keyed with ``key``, for :func:`hotp_keyed` (copied per code, never updated)."""
+    return hmac.new(key, digestmod=hashlib.sha1)
+
+
+def hotp_keyed(mac: hmac.HMAC, counter: int) -> str:
+    """:func:`hotp` with a :func:`totp_mac` of the key: no key schedule or digest lookup."""
+    h = mac.copy()
+    h.update(counter.to_bytes(8, "big"))
+    digest = h.digest()
+    offset = digest[-1] & 0x0F
+    value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
 def random_recovery_code() -> str:
     """24 characters A-Z0-9."""
     return "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(24))
@@ -118,15 +144,15 @@ class Signer:
             "x5t": b64url(hashlib.sha1(der).digest()),  # noqa: S324 - x5t is SHA-1 by definition
             "x5c": [base64.b64encode(der).decode("ascii")],
         }
-        self._header = b64url(dumps({"alg": "RS256", "typ": "JWT", "kid": self.kid})) + "."
+        self._header = _b64url_bytes(dumps({"alg": "RS256", "typ": "JWT", "kid": self.kid})) + b"."
         self._padding = padding.PKCS1v15()
         self._hash = hashes.SHA256()
 
     def sign(self, claims: dict[str, Any]) -> str:
         """A compact RS256 JWS of ``claims``."""
-        signing_input = self._header + b64url(dumps(claims))
-        signature = self._key.sign(signing_input.encode("ascii"), self._padding, self._hash)
-        return signing_input + "." + b64url(signature)
+        signing_input = self._header + _b64url_bytes(dumps(claims))
+        signature = self._key.sign(signing_input, self._padding, self._hash)
+        return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
 
     def verify(self, token: str, *, issuer: str, now: float) -> dict[str, Any]:
         """The claims of a JWT this key signed, unexpired at ``now``.
@@ -176,9 +202,11 @@ def process_signer() -> Signer:
     return Signer()
 
 
-#: How many opened sealed strings :class:`Sealer` remembers.
-OPENED_CACHE_SIZE = 65536
+#: How many opened sealed strings :class:`Sealer` remembers (the most recent ones: a flow
+#: presents its mfa_token again within seconds).
+OPENED_CACHE_SIZE = 16384
 _JWE_HEADER = b64url(dumps({"alg": "dir", "enc": "A256GCM"}))
+_BLOCK_MASK = (1 << 128) - 1
 
 
 class Sealer:
@@ -187,34 +215,56 @@ class Sealer:
     def __init__(self, key_id: str, master: bytes | None = None) -> None:
         master = master or os.urandom(32)
         self.key_id = key_id
-        self._enc = hmac.new(master, b"encryption", hashlib.sha256).digest()
-        self._macs: dict[str, bytes] = {}
+        self._prefix = f"Fe26.2*{key_id}*"
+        enc = hmac.new(master, b"encryption", hashlib.sha256).digest()
+        # AES applied to counter blocks is the CTR key stream (NIST SP 800-38A, 6.5): one
+        # long-lived block context serves every token; ECB here is only the block cipher.
+        self._blocks = Cipher(algorithms.AES(enc), modes.ECB()).encryptor()  # noqa: S305
+        self._macs: dict[str, Any] = {}
         self._master = master
         self._gcm = AESGCM(hmac.new(master, b"opaque-access-token", hashlib.sha256).digest())
         #: (purpose, token) -> (payload, expiry ms) of recently opened strings: a flow
         #: presents its mfa_token 3-4 times; only the first pays for HMAC and AES.
-        self._opened: dict[tuple[str, str], tuple[list[Any], int]] = {}
+        self._opened: collections.OrderedDict[tuple[str, str], tuple[list[Any], int]] = (
+            collections.OrderedDict()
+        )
 
-    def _mac_key(self, purpose: str) -> bytes:
-        key = self._macs.get(purpose)
-        if key is None:
-            key = self._macs[purpose] = hmac.new(
-                self._master, b"mac:" + purpose.encode(), hashlib.sha256
-            ).digest()
-        return key
+    def _mac(self, purpose: str, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` with the key of ``purpose`` (keyed once, then copied)."""
+        keyed = self._macs.get(purpose)
+        if keyed is None:
+            key = hmac.new(self._master, b"mac:" + purpose.encode(), hashlib.sha256).digest()
+            keyed = self._macs[purpose] = hmac.new(key, digestmod=hashlib.sha256)
+        mac = keyed.copy()
+        mac.update(data)
+        return mac.digest()
+
+    def _ctr(self, iv: bytes, data: bytes) -> bytes:
+        """AES-CTR of ``data`` (encrypts and decrypts): the 128-bit big-endian counter
+        starts at ``iv``, as in ``modes.CTR(iv)``."""
+        size = len(data)
+        if not size:
+            return b""
+        start = int.from_bytes(iv, "big")
+        counters = b"".join(
+            ((start + i) & _BLOCK_MASK).to_bytes(16, "big") for i in range((size + 15) // 16)
+        )
+        stream = self._blocks.update(counters)
+        mixed = int.from_bytes(data, "big") ^ int.from_bytes(stream[:size], "big")
+        return mixed.to_bytes(size, "big")
 
     def seal(self, purpose: str, payload: list[Any], expires_at: float) -> str:
         """``Fe26.2*key*salt*iv*ciphertext*expiry_ms*hmac_salt*hmac`` for ``payload``."""
-        iv = os.urandom(16)
-        encryptor = Cipher(algorithms.AES(self._enc), modes.CTR(iv)).encryptor()
-        ciphertext = encryptor.update(dumps(payload)) + encryptor.finalize()
+        rand = os.urandom(80)
+        iv = rand[:16]
+        ciphertext = self._ctr(iv, dumps(payload))
         base = (
-            f"Fe26.2*{self.key_id}*{os.urandom(32).hex()}*{b64url(iv)}*{b64url(ciphertext)}"
+            f"{self._prefix}{rand[16:48].hex()}*{b64url(iv)}*{b64url(ciphertext)}"
             f"*{int(expires_at * 1000)}"
         )
-        mac_salt = os.urandom(32).hex()
-        mac = hmac.new(self._mac_key(purpose), f"{base}*{mac_salt}".encode(), hashlib.sha256)
-        return f"{base}*{mac_salt}*{b64url(mac.digest())}"
+        mac_salt = rand[48:].hex()
+        mac = self._mac(purpose, f"{base}*{mac_salt}".encode())
+        return f"{base}*{mac_salt}*{b64url(mac)}"
 
     def unseal(self, purpose: str, token: str, now: float) -> list[Any]:
         """The payload; raises :class:`MalformedToken` or :class:`ExpiredToken`."""
@@ -226,8 +276,7 @@ class Sealer:
         parts = token.split("*")
         if len(parts) != 8 or parts[0] != "Fe26.2" or parts[1] != self.key_id:
             raise MalformedToken(purpose)
-        base = token[: token.rfind("*")]
-        mac = hmac.new(self._mac_key(purpose), base.encode(), hashlib.sha256).digest()
+        mac = self._mac(purpose, token[: token.rfind("*")].encode())
         try:
             given = b64url_decode(parts[7])
             iv = b64url_decode(parts[3])
@@ -239,12 +288,11 @@ class Sealer:
             raise MalformedToken(purpose)
         if now * 1000 >= expiry_ms:
             raise ExpiredToken(purpose)
-        decryptor = Cipher(algorithms.AES(self._enc), modes.CTR(iv)).decryptor()
-        payload = loads(decryptor.update(ciphertext) + decryptor.finalize())
+        payload = loads(self._ctr(iv, ciphertext))
         if not isinstance(payload, list):
             raise MalformedToken(purpose)
         if len(self._opened) >= OPENED_CACHE_SIZE:
-            del self._opened[next(iter(self._opened))]
+            self._opened.popitem(last=False)  # O(1); a dict's first key is O(deleted) to find
         self._opened[(purpose, token)] = (payload, expiry_ms)
         return payload
 
