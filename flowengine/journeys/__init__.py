@@ -1,15 +1,17 @@
 """Scripted multi-user journeys: each group's users through their steps, all at once.
 
 :class:`JourneyRunner` runs a scenario's journeys over an :class:`~flowengine.engine.Engine`
-(the runner's, next to any load); :mod:`flowengine.journeys.actions` says what each step
-kind does; :mod:`flowengine.journeys.results` checks expectations and holds the results
-the reports show. User documentation: ``docs/journeys.md``.
+(the runner's, next to any load). What each step kind does: :mod:`.actions` and
+:mod:`.mfa`; how its outcome is read: :mod:`.observe`; expectations and the results the
+reports show: :mod:`.results`. User documentation: ``docs/journeys.md``.
 """
 
 from __future__ import annotations
 
-from flowengine.journeys.actions import MFA_API_SCOPE, JourneyUser, StepActions, count_enrolled
+from flowengine.journeys.actions import StepActions
 from flowengine.journeys.control import EmulatorControl, mfa_token_expiry
+from flowengine.journeys.mfa import MFA_API_SCOPE
+from flowengine.journeys.observe import JourneyUser, count_enrolled
 from flowengine.journeys.results import (
     Column,
     JourneyResult,

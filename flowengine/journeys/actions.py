@@ -1,50 +1,48 @@
 """What each journey step does, with the engine, the API client and the control API.
 
 * ``login``, ``recovery_code``: :meth:`Engine.login <flowengine.engine.Engine.login>`.
-* ``enroll``: password grant, then ``/mfa/associate`` and the confirming grant through the
-  factor's strategy; the bearer is the ``mfa_token`` while the user has no active factor,
-  else an MFA-API access token (reference §5, §8) from a login with an enrolled factor.
+* ``enroll``, ``list_authenticators``, ``delete``: the MFA API (:mod:`.mfa`).
 * ``wrong_code``: the factor's grant with deliberately wrong codes (seeded).
 * ``expire_mfa_token``: the emulator's clock moved past the token's expiry (real time
   against a tenant), then the token used once more.
 * ``push``: the emulator's push policy for the user (``manual``: a person answers).
-* ``list_authenticators``, ``delete``: the MFA API; ``refresh``, ``userinfo``: the tokens
-  of the user's last login, kept in memory for the journey; ``wait``: real time.
+* ``refresh``, ``userinfo``: the tokens of the user's last login, kept in memory for the
+  journey; ``wait``: real time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import functools
 import string
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 import structlog
 
 from flowengine.api import AuthClient
-from flowengine.clock import Clock, OffsetClock
-from flowengine.credentials import StoredAuthenticator, UserCredentials
+from flowengine.clock import OffsetClock
 from flowengine.engine import Engine, error_kind_name
 from flowengine.errors import ApiError, FlowError
-from flowengine.factors import (
-    CodeSource,
-    FactorStrategy,
-    Pending,
-    get_strategy,
-    registered_factors,
-)
+from flowengine.factors import CodeSource, get_strategy
 from flowengine.factors.otp import TOTP_PERIOD, totp_code
+from flowengine.journeys import mfa
 from flowengine.journeys.control import (
     DEFAULT_MFA_TOKEN_LIFETIME,
     EmulatorControl,
     mfa_token_expiry,
 )
+from flowengine.journeys.observe import (
+    JourneyUser,
+    Stopped,
+    failed,
+    observed_from_login,
+    observed_from_reply,
+)
 from flowengine.journeys.results import Observed
 from flowengine.log import mask_secrets
 from flowengine.replies import Authenticator, ErrorKind, ErrorReply, MfaRequired, TokenSet
-from flowengine.result import LoginResult
 from flowengine.spec import (
     Delete,
     Enroll,
@@ -57,178 +55,20 @@ from flowengine.spec import (
     Repeat,
     Step,
     Userinfo,
-    UserSpec,
     Wait,
     WrongCode,
 )
-from flowengine.spec.steps import Outcome
 
-__all__ = [
-    "JourneyUser",
-    "MAX_EXPIRY_WAIT",
-    "MFA_API_SCOPE",
-    "StepActions",
-    "Stopped",
-    "count_enrolled",
-    "observed_from_login",
-    "observed_from_reply",
-]
+__all__ = ["MAX_EXPIRY_WAIT", "StepActions"]
 
-MFA_API_SCOPE = "enroll read:authenticators remove:authenticators"
-"""The scopes of the MFA-API access token enroll and delete use (reference §8)."""
 MAX_EXPIRY_WAIT = 900.0
 """Longest real wait for an ``mfa_token`` to expire when no control API moves the clock."""
 
-# The engine's names for what ended a login, and the Auth0 code of the reply behind them.
-_WIRE_CODES = {
-    "access_denied": "access_denied",
-    "already_enrolled": "access_denied",
-    "enrollment_required": "association_required",
-    "expired_token": "expired_token",
-    "invalid_code": "invalid_grant",
-    "invalid_credentials": "invalid_grant",
-    "invalid_request": "invalid_request",
-    "locked": "too_many_attempts",
-    "malformed_token": "invalid_grant",
-    "mfa_required": "mfa_required",
-    "rate_limited": "too_many_requests",
-    "server_error": "server_error",
-    "slow_down": "slow_down",
-    "unauthorized": "unauthorized",
-}
 _PUSH_MODES = {"approve": "approve", "reject": "reject", "ignore": "never", "manual": "manual"}
 _OOB_CODE_FACTORS = ("sms", "voice", "email")
 _RECOVERY_ALPHABET = string.ascii_uppercase + string.digits
-_MAX_POLLS = 1000
 
 _log = structlog.get_logger("flowengine.journeys")
-
-
-class Stopped(Exception):
-    """The run was asked to stop while a step waited."""
-
-
-@attrs.define(kw_only=True)
-class JourneyUser:
-    """One user going through a journey: who, and what the journey keeps in memory."""
-
-    spec: UserSpec
-    rng: random.Random
-    """Seeded per (run seed, journey, user): the wrong codes it submits."""
-    tokens: TokenSet | None = attrs.field(default=None, repr=False)
-    """The last login's tokens (access token for ``userinfo``)."""
-    refresh_token: str | None = attrs.field(default=None, repr=False)
-    push: str | None = None
-    """How this user's pushes are answered, once a ``push`` step said so."""
-
-    def keep(self, tokens: TokenSet) -> None:
-        """Remember a login's (or a refresh's) tokens."""
-        self.tokens = tokens
-        if tokens.refresh_token:
-            self.refresh_token = tokens.refresh_token
-
-
-def count_enrolled(authenticators: Sequence[Authenticator]) -> int:
-    """What a person enrolled: active authenticators, without the recovery code, a phone's
-    ``sms`` and ``voice`` entries once, and no OTP twin of a push."""
-    active = [a for a in authenticators if a.active and a.authenticator_type != "recovery-code"]
-    phones = {a.id.partition("|")[2] for a in active if a.oob_channel in ("sms", "voice")}
-    others = [a for a in active if a.oob_channel not in ("sms", "voice")]
-    pushes = sum(a.oob_channel == "auth0" for a in others)
-    otps = sum(a.authenticator_type == "otp" for a in others)
-    return len(phones) + len(others) - otps + max(otps - pushes, 0)
-
-
-def _factor_of(authenticator: Authenticator) -> str:
-    for name in registered_factors():
-        if get_strategy(name).matches(authenticator):
-            return name
-    return authenticator.authenticator_type
-
-
-def _failed(error: str, description: str, **fields: Any) -> Observed:
-    return Observed(outcome="failed", error=error, description=description, **fields)
-
-
-def observed_from_reply(reply: ErrorReply, **extra: Any) -> Observed:
-    """An error answer of the API as a step's outcome (``locked`` for ``too_many_attempts``)."""
-    locked = reply.kind is ErrorKind.TOO_MANY_ATTEMPTS
-    body = {
-        "endpoint": reply.endpoint,
-        "status": reply.status,
-        "error": reply.error,
-        "error_description": reply.error_description,
-        **extra,
-    }
-    return Observed(
-        outcome="locked" if locked else "failed",
-        error=reply.error or reply.kind.value,
-        aliases=(reply.kind.value, "locked") if locked else (reply.kind.value,),
-        description=reply.error_description or None,
-        status=reply.status,
-        reply=mask_secrets(body),
-    )
-
-
-def observed_from_login(result: LoginResult) -> Observed:
-    """A login's result as a step's outcome; the error named by Auth0's code."""
-    summary = {
-        "outcome": result.outcome,
-        "factor": result.factor,
-        "enrolled": result.enrolled,
-        "error": result.error,
-        "error_description": result.error_description,
-        "status": result.status,
-        "state": result.state,
-        "path": [f"{r.step} {r.outcome} {r.seconds * 1000:.0f} ms" for r in result.path],
-    }
-    if result.ok:
-        return Observed(outcome="success", reply=mask_secrets(summary))
-    name = result.error or result.outcome
-    wire = _WIRE_CODES.get(name, name)
-    outcome: Outcome = "timeout" if result.outcome == "timeout" else "failed"
-    return Observed(
-        outcome="locked" if name == "locked" else outcome,
-        error=wire,
-        aliases=(name,) if name != wire else (),
-        description=result.error_description,
-        status=result.status,
-        reply=mask_secrets(summary),
-    )
-
-
-class _Context:
-    """The :class:`~flowengine.factors.FactorContext` of an enrollment outside a login."""
-
-    def __init__(
-        self,
-        actions: StepActions,
-        user: JourneyUser,
-        bearer: str,
-    ) -> None:
-        engine = actions.engine
-        spec = user.spec
-        self.api: AuthClient = engine.api
-        self.clock: Clock = engine.clock
-        self.config = engine.config
-        self.username = spec.username
-        self.mfa_token = bearer
-        self.phone = spec.phone
-        self.email = spec.email
-        self.credentials = engine.credentials.get(spec.username) or UserCredentials(
-            username=spec.username, phone_number=spec.phone, email=spec.email
-        )
-        self.code_source: CodeSource | None = actions.code_source
-        self.otp_counters = actions.otp_counters
-        self._store = engine.credentials
-        self._sleep = actions.sleep
-
-    def save(self, record: UserCredentials) -> None:
-        self.credentials = record
-        self._store.put(record)
-
-    async def wait(self, seconds: float, step: str) -> None:
-        await self._sleep(seconds)
 
 
 class StepActions:
@@ -258,13 +98,13 @@ class StepActions:
         self._notify = notify
         self._handlers: dict[type[Step], Callable[[Any, JourneyUser], Awaitable[Observed]]] = {
             Login: self.login,
-            Enroll: self.enroll,
+            Enroll: functools.partial(mfa.enroll, self),
             WrongCode: self.wrong_code,
             ExpireMfaToken: self.expire_mfa_token,
             RecoveryCode: self.recovery_code,
             Push: self.push,
-            ListAuthenticators: self.list_authenticators,
-            Delete: self.delete,
+            ListAuthenticators: functools.partial(mfa.list_authenticators, self),
+            Delete: functools.partial(mfa.delete, self),
             Refresh: self.refresh,
             Userinfo: self.userinfo,
             Wait: self.wait,
@@ -332,7 +172,7 @@ class StepActions:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _password_grant(self, user: JourneyUser) -> MfaRequired | TokenSet | ErrorReply:
+    async def password_grant(self, user: JourneyUser) -> MfaRequired | TokenSet | ErrorReply:
         config = self.engine.config
         return await self.api.password_grant(
             user.spec.username,
@@ -342,16 +182,16 @@ class StepActions:
             realm=config.realm,
         )
 
-    async def _mfa_token(self, user: JourneyUser) -> str | Observed:
+    async def fresh_mfa_token(self, user: JourneyUser) -> str | Observed:
         """A fresh ``mfa_token`` from the password grant, or what prevented one."""
-        reply = await self._password_grant(user)
+        reply = await self.password_grant(user)
         if isinstance(reply, MfaRequired):
             return reply.mfa_token
         if isinstance(reply, ErrorReply):
             return observed_from_reply(reply)
-        return _failed("mfa_not_required", "the tenant did not ask this user for MFA")
+        return failed("mfa_not_required", "the tenant did not ask this user for MFA")
 
-    async def _mfa_api_token(self, user: JourneyUser) -> str | Observed:
+    async def mfa_api_token(self, user: JourneyUser) -> str | Observed:
         """An access token for the MFA API, from a login with an enrolled factor."""
         spec = user.spec
         self._push_notice(user, None)
@@ -367,30 +207,6 @@ class StepActions:
     def _push_notice(self, user: JourneyUser, factor: str | None) -> None:
         if user.push == "manual" and factor in (None, "push"):
             self.notify(f"{user.spec.username}: answer the push on the user's phone")
-
-    async def _confirm(
-        self, ctx: _Context, strategy: FactorStrategy, pending: Pending
-    ) -> TokenSet | MfaRequired | ErrorReply:
-        """The confirming grant; push is polled as the strategy says (bounded)."""
-        reply = await strategy.verify(ctx, pending)
-        for _ in range(_MAX_POLLS):
-            if not isinstance(reply, ErrorReply):
-                break
-            delay = strategy.retry_delay(ctx, pending, reply)
-            if delay is None:
-                break
-            await ctx.wait(delay, "push_wait")
-            reply = await strategy.verify(ctx, pending)
-        return reply
-
-    def _learn(self, username: str, listed: Sequence[Authenticator], **changes: Any) -> None:
-        """Store what the user has now (the next run's emulator restores it)."""
-        store = self.engine.credentials
-        record = store.get(username) or UserCredentials(username=username)
-        stored = tuple(
-            StoredAuthenticator(id=a.id, factor=_factor_of(a), active=a.active) for a in listed
-        )
-        store.put(attrs.evolve(record, authenticators=stored, **changes))
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -414,36 +230,9 @@ class StepActions:
         login = Login(path=step.path, factor="recovery-code")
         return await self.login(login, user, engine=self.no_enroll_engine)
 
-    async def enroll(self, step: Enroll, user: JourneyUser) -> Observed:
-        """Associate and confirm; with an MFA-API token when a factor is already active."""
-        strategy = get_strategy(step.factor)
-        mfa_token = await self._mfa_token(user)
-        if isinstance(mfa_token, Observed):
-            return mfa_token
-        listed = await self.api.list_authenticators(mfa_token)
-        if isinstance(listed, ErrorReply):
-            return observed_from_reply(listed)
-        bearer, how = mfa_token, "mfa_token"
-        if any(a.active and a.authenticator_type != "recovery-code" for a in listed):
-            token = await self._mfa_api_token(user)
-            if isinstance(token, Observed):
-                return token
-            bearer, how = token, "mfa_api_token"
-        ctx = _Context(self, user, bearer)
-        pending = await strategy.enroll(ctx)
-        if isinstance(pending, ErrorReply):
-            return observed_from_reply(pending)
-        reply = await self._confirm(ctx, strategy, pending)
-        if isinstance(reply, ErrorReply):
-            return observed_from_reply(reply)
-        ctx.save(ctx.credentials.with_enrolled(strategy.name))
-        if how == "mfa_token" and isinstance(reply, TokenSet):
-            user.keep(reply)  # the confirming grant logged the user in
-        return Observed(outcome="success", reply={"factor": step.factor, "bearer": how})
-
     async def wrong_code(self, step: WrongCode, user: JourneyUser) -> Observed:
         """The factor's grant with ``times`` wrong codes; stops early once locked."""
-        mfa_token = await self._mfa_token(user)
+        mfa_token = await self.fresh_mfa_token(user)
         if isinstance(mfa_token, Observed):
             return mfa_token
         authenticator_id = None
@@ -453,7 +242,7 @@ class StepActions:
                 return observed_from_reply(listed)
             found = get_strategy(step.factor).find(listed)
             if found is None:
-                return _failed("factor_not_enrolled", f"the user has no active {step.factor}")
+                return failed("factor_not_enrolled", f"the user has no active {step.factor}")
             authenticator_id = found.id
         oob_code: str | None = None
         reply: TokenSet | MfaRequired | ErrorReply | None = None
@@ -472,7 +261,7 @@ class StepActions:
             if not isinstance(reply, ErrorReply):
                 break  # a wrong code was accepted
             if reply.kind in (ErrorKind.SLOW_DOWN, ErrorKind.EXPIRED_TOKEN):
-                renewed = await self._mfa_token(user)
+                renewed = await self.fresh_mfa_token(user)
                 if isinstance(renewed, Observed):
                     return renewed
                 mfa_token, oob_code = renewed, None
@@ -509,7 +298,7 @@ class StepActions:
         """Get an mfa_token, move time past its expiry, then use it."""
         authenticator: Authenticator | None = None
         async with asyncio.timeout(self.step_timeout):
-            mfa_token = await self._mfa_token(user)
+            mfa_token = await self.fresh_mfa_token(user)
             if isinstance(mfa_token, Observed):
                 return mfa_token
             if step.factor not in ("any", "recovery-code"):
@@ -518,7 +307,7 @@ class StepActions:
                     return observed_from_reply(listed)
                 authenticator = get_strategy(step.factor).find(listed)
                 if authenticator is None:
-                    return _failed("factor_not_enrolled", f"the user has no active {step.factor}")
+                    return failed("factor_not_enrolled", f"the user has no active {step.factor}")
         clock = self.engine.clock
         expiry = mfa_token_expiry(mfa_token) or clock.time() + DEFAULT_MFA_TOKEN_LIFETIME
         wait = max(expiry - clock.time(), 0.0) + 1.0
@@ -527,7 +316,7 @@ class StepActions:
             if isinstance(clock, OffsetClock):
                 clock.catch_up(moved)  # TOTP codes and token checks follow the emulator
         elif wait > MAX_EXPIRY_WAIT:
-            return _failed(
+            return failed(
                 "expiry_too_far", f"the mfa_token expires in {wait:.0f} s; flowengine waits"
                 f" at most {MAX_EXPIRY_WAIT:g} s without a control API to move the clock"
             )  # fmt: skip
@@ -551,7 +340,7 @@ class StepActions:
         answer = step.answer
         accepted = await self.control.set_push(user.spec.username, _PUSH_MODES[answer])
         if not accepted and answer != "manual":
-            return _failed(
+            return failed(
                 "no_control_api",
                 f"push: {answer} needs the emulator's control API; against a tenant, use"
                 " push: manual and answer on the phone",
@@ -561,83 +350,10 @@ class StepActions:
             self.notify(f"{user.spec.username}: pushes are answered by hand from now on")
         return Observed(outcome="success", reply={"push": answer})
 
-    async def list_authenticators(self, step: ListAuthenticators, user: JourneyUser) -> Observed:
-        """GET /mfa/authenticators with an mfa_token (or an MFA-API token without MFA)."""
-        reply = await self._password_grant(user)
-        if isinstance(reply, ErrorReply):
-            return observed_from_reply(reply)
-        if isinstance(reply, MfaRequired):
-            bearer = reply.mfa_token
-        else:
-            token = await self._mfa_api_token(user)
-            if isinstance(token, Observed):
-                return token
-            bearer = token
-        listed = await self.api.list_authenticators(bearer)
-        if isinstance(listed, ErrorReply):
-            return observed_from_reply(listed)
-        self._learn(user.spec.username, listed)
-        entries = [
-            {"id": a.id, "type": a.authenticator_type, "channel": a.oob_channel, "active": a.active}
-            for a in listed
-        ]
-        return Observed(
-            outcome="success", authenticators=count_enrolled(listed), reply=mask_secrets(entries)
-        )
-
-    async def delete(self, step: Delete, user: JourneyUser) -> Observed:
-        """DELETE /mfa/authenticators/{id} with an MFA-API token: one, a factor's, or all."""
-        token = await self._mfa_api_token(user)
-        if isinstance(token, Observed):
-            if step.deletes_all and "not_enrolled" in token.errors():
-                return Observed(outcome="success", reply={"deleted": []})
-            return token
-        api = self.api
-        listed = await api.list_authenticators(token)
-        if isinstance(listed, ErrorReply):
-            return observed_from_reply(listed)
-        if step.authenticator_id is not None:
-            targets = [a for a in listed if a.id == step.authenticator_id]
-        elif step.factor is not None:
-            strategy = get_strategy(step.factor)
-            matching = sorted(
-                (a for a in listed if strategy.matches(a)), key=lambda a: not a.active
-            )
-            targets = matching[:1]
-        else:
-            targets = list(listed)
-        if not targets and not step.deletes_all:
-            wanted = step.authenticator_id or step.factor
-            return _failed("authenticator_not_found", f"the user has no {wanted} authenticator")
-        deleted: list[str] = []
-        for target in targets:
-            if deleted and step.deletes_all:
-                current = await api.list_authenticators(token)
-                if isinstance(current, ErrorReply):
-                    return observed_from_reply(current, deleted=deleted)
-                if all(a.id != target.id for a in current):
-                    continue  # gone with its twin
-            reply = await api.delete_authenticator(token, target.id)
-            if reply is not None:
-                return observed_from_reply(reply, deleted=deleted)
-            deleted.append(target.id)
-        remaining = await api.list_authenticators(token)
-        factors = {_factor_of(a) for a in targets}
-        changes: dict[str, Any] = {}
-        if "otp" in factors and step.authenticator_id is None:
-            changes.update(otp_secret=None, last_otp_step=None)
-            self.otp_counters.pop(user.spec.username, None)
-        if "recovery-code" in factors:
-            changes["recovery_code"] = None
-        self._learn(
-            user.spec.username, [] if isinstance(remaining, ErrorReply) else remaining, **changes
-        )
-        return Observed(outcome="success", reply={"deleted": deleted})
-
     async def refresh(self, step: Refresh, user: JourneyUser) -> Observed:
         """The refresh_token grant with the refresh token of the last login."""
         if user.refresh_token is None:
-            return _failed(
+            return failed(
                 "no_refresh_token",
                 "no refresh token yet: log in first (with offline_access in the scope)",
             )
@@ -645,7 +361,7 @@ class StepActions:
         if isinstance(reply, ErrorReply):
             return observed_from_reply(reply)
         if isinstance(reply, MfaRequired):
-            return _failed("mfa_required", "the refresh asked for MFA again")
+            return failed("mfa_required", "the refresh asked for MFA again")
         rotated = reply.refresh_token is not None and reply.refresh_token != user.refresh_token
         user.keep(reply)
         return Observed(outcome="success", reply={"rotated": rotated})
@@ -653,7 +369,7 @@ class StepActions:
     async def userinfo(self, step: Userinfo, user: JourneyUser) -> Observed:
         """GET /userinfo with the access token of the last login (or refresh)."""
         if user.tokens is None:
-            return _failed("no_access_token", "no access token yet: log in first")
+            return failed("no_access_token", "no access token yet: log in first")
         reply = await self.api.userinfo(user.tokens.access_token)
         if isinstance(reply, ErrorReply):
             return observed_from_reply(reply)

@@ -18,8 +18,10 @@ import structlog
 
 from flowengine.engine import Engine
 from flowengine.factors import CodeSource, EmulatorInbox
-from flowengine.journeys.actions import MFA_API_SCOPE, JourneyUser, StepActions, Stopped
+from flowengine.journeys.actions import StepActions
 from flowengine.journeys.control import EmulatorControl
+from flowengine.journeys.mfa import MFA_API_SCOPE
+from flowengine.journeys.observe import JourneyUser, Stopped
 from flowengine.journeys.results import (
     JourneyResult,
     JourneysResult,
@@ -70,7 +72,7 @@ def sibling_engine(engine: Engine, code_source: CodeSource | None = None, **chan
 
 def mfa_api_engine(engine: Engine, code_source: CodeSource | None = None) -> Engine:
     """The engine that gets MFA-API access tokens: audience ``https://{domain}/mfa/``,
-    scope :data:`~flowengine.journeys.actions.MFA_API_SCOPE`, logging in with an enrolled
+    scope :data:`~flowengine.journeys.mfa.MFA_API_SCOPE`, logging in with an enrolled
     factor only (it never enrolls)."""
     return sibling_engine(
         engine,
