@@ -247,12 +247,12 @@ def run_command(
         loaded = apply_overrides(load_scenario(scenario), overrides)
         directory = None if no_report else report_dir or default_report_dir(loaded.name)
         view = None
-        if live:
+        if live and loaded.load is not None:  # journeys alone: their summary says it all
             view = LiveView(
                 console=err,
                 title=loaded.name,
-                duration=loaded.load.duration if loaded.load is not None else None,
-                total=loaded.load.iterations if loaded.load is not None else None,
+                duration=loaded.load.duration,
+                total=loaded.load.iterations,
             )
         if workers is not None or ray_address is not None:
             if workers is None:

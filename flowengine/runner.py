@@ -178,7 +178,7 @@ def check_load_is_acknowledged(scenario: Scenario) -> None:
 
 
 class Runner:
-    """Runs one scenario's load; :meth:`stop` asks it to wind down gracefully."""
+    """Runs one scenario's load and journeys; :meth:`stop` asks it to wind down gracefully."""
 
     def __init__(
         self,

@@ -33,9 +33,12 @@ def mfa_token_expiry(mfa_token: str) -> float | None:
 class EmulatorControl:
     """Calls ``/_emulator/...`` over the run's session; ``None`` means "no control API"."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, *, timeout: float | None = 10.0
+    ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _call(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -45,11 +48,12 @@ class EmulatorControl:
                 data=jsonio.dumps(body),
                 headers={"Content-Type": "application/json"},
                 allow_redirects=False,
+                timeout=self._timeout,
             ) as response:
                 if response.status != 200:
                     return None
                 decoded = jsonio.loads(await response.read())
-        except (aiohttp.ClientError, ValueError):
+        except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
         return decoded if isinstance(decoded, dict) else None
 

@@ -181,7 +181,9 @@ class JourneyRunner:
     async def run(self) -> JourneysResult:
         """Run every journey to its end (or a stop); the results."""
         engine = self.engine
-        control = self._control or EmulatorControl(engine.session, engine.config.base_url)
+        control = self._control or EmulatorControl(
+            engine.session, engine.config.base_url, timeout=engine.config.timeouts.request
+        )
         code_source = self._code_source or EmulatorInbox(engine.session, engine.config.base_url)
         tasks: list[asyncio.Task[None]] = []
         async with (
