@@ -137,14 +137,12 @@ def tenant_document(
         if entry is not None:
             restored[key] = entry
     entries = [_user_entry(spec) for key, spec in listed.items() if key not in restored]
-    settings: dict[str, Any] = dict(scenario.emulator_settings.get("settings", {}))
-    settings["control_api"] = True
+    settings: dict[str, Any] = {**scenario.emulator_settings, "control_api": True}
     document: dict[str, Any] = {"settings": settings, "users": [*entries, *restored.values()]}
     if populations:
         document["population"] = [_population_entry(p) for p in populations]
-    for key in ("clients", "apis"):
-        if key in scenario.emulator_settings:
-            document[key] = scenario.emulator_settings[key]
+    if scenario.emulator_faults:
+        document["faults"] = scenario.emulator_faults
     return document
 
 

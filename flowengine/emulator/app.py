@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 from flowengine.clock import Clock, SystemClock
 from flowengine.emulator.config import EmulatorConfig
 from flowengine.emulator.control import add_control_routes
+from flowengine.emulator.faults import SkewedClock, fault_middleware
 from flowengine.emulator.grants import token_endpoint
 from flowengine.emulator.http import STATE_KEY, Handler, json_response
 from flowengine.emulator.limits import TokenBucket, rate_limit_headers
@@ -92,9 +93,15 @@ def create_app(
 ) -> web.Application:
     """The emulator as an aiohttp application; its state is ``app[STATE_KEY]``."""
     config = config or EmulatorConfig.default()
-    state = EmulatorState(config, clock or SystemClock())
+    clock = clock or SystemClock()
+    faults = config.faults
+    if faults.clock_skew:
+        clock = SkewedClock(clock, faults.clock_skew)
+    state = EmulatorState(config, clock)
     limiter = _rate_limiter(state)
     middlewares = [limiter] if limiter is not None else []
+    if faults.active:
+        middlewares.insert(0, fault_middleware(faults, clock))
     app = web.Application(client_max_size=config.settings.max_body_bytes, middlewares=middlewares)
     app[STATE_KEY] = state
     router = app.router

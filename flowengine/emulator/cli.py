@@ -13,6 +13,7 @@ from aiohttp import web
 
 from flowengine.emulator.app import create_app
 from flowengine.emulator.config import EmulatorConfig
+from flowengine.emulator.faults import FAULT_KINDS, Faults, Latency
 from flowengine.emulator.tenant import load_tenant
 from flowengine.errors import TenantFileError
 
@@ -79,8 +80,54 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     help="Serve the test-only control API under /_emulator/ (on by default here: "
     "this command is a test tool; create_app() keeps it off unless the tenant enables it).",
 )
+@click.option(
+    "--fault-5xx", "error_5xx", type=click.FloatRange(0, 1), help="Share of requests answered 503."
+)
+@click.option(
+    "--fault-429",
+    "rate_limit_429",
+    type=click.FloatRange(0, 1),
+    help="Share answered 429 (Retry-After, X-RateLimit-*).",
+)
+@click.option(
+    "--fault-reset", "reset", type=click.FloatRange(0, 1), help="Share whose connection is reset."
+)
+@click.option(
+    "--fault-slow",
+    "slow_body",
+    type=click.FloatRange(0, 1),
+    help="Share whose body arrives slowly.",
+)
+@click.option(
+    "--fault-truncated",
+    "truncated",
+    type=click.FloatRange(0, 1),
+    help="Share whose body is cut off.",
+)
+@click.option(
+    "--fault-malformed",
+    "malformed_json",
+    type=click.FloatRange(0, 1),
+    help="Share answered with broken JSON.",
+)
+@click.option(
+    "--latency",
+    help="Extra latency: 20ms (fixed), 5ms..50ms (uniform) or 20ms~200ms (log-normal median~p99).",
+)
+@click.option(
+    "--clock-skew", help="Run the emulator's clock ahead (30s) or behind (-30s) the real one."
+)
+@click.option("--fault-seed", type=int, help="Seed of the fault draws.")
 def emulator_command(
-    host: str, port: int, tenant_file: str | None, base_url: str | None, control: bool
+    host: str,
+    port: int,
+    tenant_file: str | None,
+    base_url: str | None,
+    control: bool,
+    latency: str | None,
+    clock_skew: str | None,
+    fault_seed: int | None,
+    **shares: float | None,
 ) -> None:
     """Serve the Auth0-compatible MFA emulator until Ctrl-C.
 
@@ -97,4 +144,52 @@ def emulator_command(
         control_api=control,
         base_url=base_url.rstrip("/") if base_url else config.settings.base_url,
     )
-    _run(serve(attrs.evolve(config, settings=settings), host, port))
+    faults = _faults_from_flags(config.faults, latency, clock_skew, fault_seed, shares)
+    _run(serve(attrs.evolve(config, settings=settings, faults=faults), host, port))
+
+
+def _seconds(text: str, flag: str) -> float:
+    from flowengine.spec import parse_duration
+
+    negative = text.startswith("-")
+    try:
+        value = parse_duration(text.removeprefix("-"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+    return -value if negative else value
+
+
+def _faults_from_flags(
+    faults: Faults,
+    latency: str | None,
+    clock_skew: str | None,
+    seed: int | None,
+    shares: dict[str, float | None],
+) -> Faults:
+    """The tenant's faults with the command line's flags laid over them."""
+    changes: dict[str, Any] = {k: v for k, v in shares.items() if v is not None}
+    merged = {kind: float(shares.get(kind) or getattr(faults, kind)) for kind in FAULT_KINDS}
+    if sum(merged.values()) > 1:
+        raise click.BadParameter("the fault shares add up to more than 1", param_hint="--fault-*")
+    if latency is not None:
+        if "~" in latency:
+            low, high = latency.split("~", 1)
+            changes["latency"] = Latency(
+                distribution="lognormal",
+                low=_seconds(low, "--latency"),
+                high=_seconds(high, "--latency"),
+            )
+        elif ".." in latency:
+            low, high = latency.split("..", 1)
+            changes["latency"] = Latency(
+                distribution="uniform",
+                low=_seconds(low, "--latency"),
+                high=_seconds(high, "--latency"),
+            )
+        else:
+            changes["latency"] = Latency(low=_seconds(latency, "--latency"))
+    if clock_skew is not None:
+        changes["clock_skew"] = _seconds(clock_skew, "--clock-skew")
+    if seed is not None:
+        changes["seed"] = seed
+    return attrs.evolve(faults, **changes)

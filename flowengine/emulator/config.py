@@ -12,6 +12,8 @@ from typing import Literal
 
 import attrs
 
+from flowengine.emulator.faults import Faults
+
 __all__ = [
     "ALL_GRANTS",
     "ApiConfig",
@@ -366,6 +368,8 @@ class EmulatorConfig:
     """Generated users."""
     settings: Settings = Settings()
     """Tenant-wide behaviour."""
+    faults: Faults = attrs.field(factory=Faults)
+    """Injected faults (none by default)."""
     source: str | None = None
     """The tenant file it was read from."""
 

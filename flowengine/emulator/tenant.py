@@ -40,6 +40,7 @@ from flowengine.emulator.config import (
     Settings,
     UserConfig,
 )
+from flowengine.emulator.faults import Faults, parse_faults
 from flowengine.errors import TenantFileError
 
 __all__ = ["GRANT_ALIASES", "load_tenant", "parse_tenant"]
@@ -409,7 +410,7 @@ def parse_tenant(document: Any, source: str = "<tenant>") -> EmulatorConfig:
     r = _Reader(source)
     if document is None:
         document = {}
-    data = r.mapping(document, "", {"clients", "apis", "users", "population", "settings"})
+    data = r.mapping(document, "", {"clients", "apis", "users", "population", "settings", "faults"})
     clients = (
         tuple(
             _client(r, c, f"clients[{i}]")
@@ -435,6 +436,7 @@ def parse_tenant(document: Any, source: str = "<tenant>") -> EmulatorConfig:
             for i, p in enumerate(r.items(population_node, "population"))
         )
     settings = _settings(r, data["settings"], "settings") if "settings" in data else Settings()
+    faults = parse_faults(data["faults"], r.fail) if data.get("faults") is not None else Faults()
     _check_unique(r, clients, users, settings)
     return EmulatorConfig(
         clients=clients,
@@ -442,6 +444,7 @@ def parse_tenant(document: Any, source: str = "<tenant>") -> EmulatorConfig:
         users=users,
         populations=populations,
         settings=settings,
+        faults=faults,
         source=source,
     )
 

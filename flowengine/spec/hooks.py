@@ -57,8 +57,9 @@ def check_threshold(text: str, *, source: str, path: str) -> None:
         raise ScenarioError(str(exc) or "invalid threshold", source=source, path=path) from None
 
 
-def check_emulator_settings(settings: dict[str, Any], *, source: str, path: str) -> None:
-    """Raise ScenarioError naming ``source`` and ``path.key`` if the emulator refuses ``settings``.
+def check_emulator_settings(sections: dict[str, Any], *, source: str, path: str) -> None:
+    """Raise ScenarioError naming ``source`` and ``path.key`` if the emulator refuses the
+    tenant-file ``sections`` (``settings``, ``faults``).
 
     Delegates to ``flowengine.emulator.tenant.parse_tenant``; accepts anything while that
     module does not exist.
@@ -68,10 +69,10 @@ def check_emulator_settings(settings: dict[str, Any], *, source: str, path: str)
     if not callable(parse):
         return
     try:
-        parse({"settings": settings}, source)
+        parse(sections, source)
     except ConfigError as exc:
         message = str(exc)
         prefix = ": ".join(part for part in (exc.source, exc.path) if part) + ": "
         message = message.removeprefix(prefix)
-        where = path if not exc.path else f"{path}.{exc.path.removeprefix('settings').lstrip('.')}"
+        where = path if not exc.path else f"{path}.{exc.path}"
         raise ScenarioError(message, source=source, path=where.rstrip(".")) from None

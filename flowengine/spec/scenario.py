@@ -149,7 +149,9 @@ class Scenario:
     """``memory`` or ``sqlite:///path``, for ``flowengine.credstore.open_store``."""
     seed: int | None = None
     emulator_settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
-    """Overrides for the embedded emulator's tenant settings, passed through unchecked."""
+    """Overrides of the embedded emulator's tenant settings (checked by the emulator)."""
+    emulator_faults: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    """Faults the embedded emulator injects (its tenant file's ``faults`` section)."""
     journeys: tuple[Journey, ...] = ()
 
     @property
@@ -334,17 +336,19 @@ def _plain(r: Reader, value: Any, path: str, budget: list[int], depth: int = 0) 
     )
 
 
-def _emulator(r: Reader, value: Any, path: str) -> dict[str, Any]:
-    data = r.mapping(value, path, what="a mapping with settings")
-    r.check_keys(data, path, ("settings",))
-    settings = data.get("settings")
-    if settings is None:
-        return {}
-    r.mapping(settings, key_path(path, "settings"))
-    where = key_path(path, "settings")
-    result: dict[str, Any] = _plain(r, settings, where, [100_000])
-    check_emulator_settings(result, source=r.source, path=where)
-    return result
+def _emulator(r: Reader, value: Any, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The embedded emulator's (settings, faults) overrides, checked by the emulator."""
+    data = r.mapping(value, path, what="a mapping with settings and faults")
+    r.check_keys(data, path, ("faults", "settings"))
+    sections: dict[str, dict[str, Any]] = {"settings": {}, "faults": {}}
+    for key in sections:
+        if data.get(key) is None:
+            continue
+        where = key_path(path, key)
+        r.mapping(data[key], where)
+        sections[key] = _plain(r, data[key], where, [100_000])
+        check_emulator_settings({key: sections[key]}, source=r.source, path=path)
+    return sections["settings"], sections["faults"]
 
 
 def parse_scenario(
@@ -401,12 +405,13 @@ def parse_scenario(
             data["seed"], "seed", what="a whole number", minimum=-(2**63), maximum=2**64
         )
     settings: dict[str, Any] = {}
+    faults: dict[str, Any] = {}
     if data.get("emulator") is not None:
         if target is not None:
             raise r.error(
                 "emulator", "applies to the embedded emulator only; remove it or the target"
             )
-        settings = _emulator(r, data["emulator"], "emulator")
+        settings, faults = _emulator(r, data["emulator"], "emulator")
     journeys: tuple[Journey, ...] = ()
     if data.get("journeys") is not None:
         journeys = parse_journeys(r, data["journeys"], "journeys", population=population)
@@ -430,6 +435,7 @@ def parse_scenario(
         credentials=credentials,
         seed=seed,
         emulator_settings=settings,
+        emulator_faults=faults,
         journeys=journeys,
     )
 
