@@ -57,7 +57,9 @@ GRANT_OTP = "http://auth0.com/oauth/grant-type/mfa-otp"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
 SCENARIOS = ("password", "flow")
-TARGETS = ("emulator", "bare")
+#: bare+sign: the bare handler that also makes the flow's RS256 signatures (the floor of any
+#: server that signs them); measured for the flow only.
+TARGETS = ("emulator", "bare", "bare+sign")
 UNITS = {"password": "requests", "flow": "flows"}
 REQUESTS_PER_UNIT = {"password": 1, "flow": 4}
 GOALS = {"password": 8000.0, "flow": 1500.0}
@@ -78,7 +80,7 @@ def username(n: int) -> str:
     return f"bench{n}@example.test"
 
 
-def password_body(n: int) -> bytes:
+def password_body(n: int, scope: str = SCOPE) -> bytes:
     """The form body of user ``n``'s password grant (as the engine's AuthClient sends it)."""
     return urlencode(
         {
@@ -88,9 +90,14 @@ def password_body(n: int) -> bytes:
             "username": username(n),
             "password": f"Bench-{n}",
             "audience": AUDIENCE,
-            "scope": SCOPE,
+            "scope": scope,
         }
     ).encode()
+
+
+def signatures(scope: str) -> int:
+    """RS256 signatures per flow: the access token, and the id token with ``openid``."""
+    return 2 if "openid" in scope.split() else 1
 
 
 def hotp(key: bytes, counter: int) -> str:
@@ -111,14 +118,21 @@ class Load:
     """The client side: one session, the requests of both scenarios, error counts."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base: str, users: int, *, strict_otp: bool = True
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        users: int,
+        *,
+        strict_otp: bool = True,
+        scope: str = SCOPE,
     ) -> None:
         self.session = session
         self.strict_otp = strict_otp
         self.token_url = base + "/oauth/token"
         self.authenticators_url = base + "/mfa/authenticators"
         self.challenge_url = base + "/mfa/challenge"
-        self.bodies = [password_body(n) for n in range(1, users + 1)]
+        self.bodies = [password_body(n, scope) for n in range(1, users + 1)]
+        self.token_field = b'"id_token"' if signatures(scope) == 2 else b'"access_token"'
         self.next_password = 0
         # OTP codes are single use per 30-s step and user: each flow takes the user that
         # waited longest and the lowest step still valid for it (3 per user in a fresh step).
@@ -216,7 +230,7 @@ class Load:
         )
         async with post(self.token_url, data=grant.encode(), headers=FORM) as resp:
             body = await resp.read()
-            if resp.status != 200 or b'"id_token"' not in body:
+            if resp.status != 200 or self.token_field not in body:
                 return self._error(f"mfa-otp {resp.status}")
         return True
 
@@ -299,7 +313,13 @@ async def _load(options: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout
     ) as session:
-        load = Load(session, options["base"], options["users"], strict_otp=options["prime"])
+        load = Load(
+            session,
+            options["base"],
+            options["users"],
+            strict_otp=options["prime"],
+            scope=options["scope"],
+        )
         results: dict[str, Any] = {}
         if options["prime"]:
             # Materialize every user once (the emulator creates generated users on first
@@ -357,7 +377,7 @@ class Recorded:
 _KEPT_HEADERS = ("Content-Type", "Cache-Control", "Pragma")
 
 
-async def record_answers(tenant: Path) -> dict[str, Recorded]:
+async def record_answers(tenant: Path, scope: str = SCOPE) -> dict[str, Recorded]:
     """The emulator's answers to one OTP flow of user 1, recorded in-process."""
     from aiohttp.test_utils import TestServer
 
@@ -376,11 +396,11 @@ async def record_answers(tenant: Path) -> dict[str, Recorded]:
     try:
         async with aiohttp.ClientSession() as session:
             base = str(server.make_url("")).rstrip("/")
-            load = Load(session, base, 1)
+            load = Load(session, base, 1, scope=scope)
             taken = load._take_user()
             assert taken is not None
             async with session.post(
-                base + "/oauth/token", data=password_body(1), headers=FORM
+                base + "/oauth/token", data=password_body(1, scope), headers=FORM
             ) as r:
                 mfa_token = orjson.loads(await keep("password", r))["mfa_token"]
             bearer = {"Authorization": "Bearer " + mfa_token}
@@ -417,14 +437,29 @@ async def record_answers(tenant: Path) -> dict[str, Recorded]:
     return recorded
 
 
-def bare_app(recorded: dict[str, Recorded]) -> web.Application:
-    """Handlers that read the request and return the recorded bytes, nothing else."""
+def bare_app(recorded: dict[str, Recorded], *, sign: bool = False) -> web.Application:
+    """Handlers that read the request and return the recorded bytes, nothing else; with
+    ``sign``, the mfa-otp answer also re-signs the claims of the JWTs it carries (RS256,
+    a 2048-bit key made as the emulator makes its own)."""
     password, grant = recorded["password"], recorded["mfa-otp"]
     authenticators, challenge = recorded["authenticators"], recorded["challenge"]
+    to_sign: list[dict[str, Any]] = []
+    if sign:
+        from flowengine.emulator.tokens import Signer, b64url_decode
+
+        signer = Signer()
+        tokens = orjson.loads(grant.body)
+        for field in ("access_token", "id_token"):
+            if str(tokens.get(field, "")).startswith("eyJ"):
+                to_sign.append(orjson.loads(b64url_decode(tokens[field].split(".")[1])))
 
     async def token(request: web.Request) -> web.Response:
         body = await request.read()
-        return (grant if b"mfa-otp" in body else password).response()
+        if b"mfa-otp" in body:
+            for claims in to_sign:
+                signer.sign(claims)
+            return grant.response()
+        return password.response()
 
     async def list_authenticators(request: web.Request) -> web.Response:
         return authenticators.response()
@@ -440,13 +475,13 @@ def bare_app(recorded: dict[str, Recorded]) -> web.Application:
     return app
 
 
-async def _serve(conn: Connection, target: str, tenant: Path) -> None:
+async def _serve(conn: Connection, target: str, tenant: Path, scope: str) -> None:
     if target == "emulator":
         from flowengine.emulator import create_app, load_tenant
 
         app = create_app(load_tenant(tenant))
     else:
-        app = bare_app(await record_answers(tenant))
+        app = bare_app(await record_answers(tenant, scope), sign=target == "bare+sign")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -462,12 +497,12 @@ async def _serve(conn: Connection, target: str, tenant: Path) -> None:
 
 
 def server_process(
-    conn: Connection, cpu: int | None, target: str, tenant: str, use_uvloop: bool
+    conn: Connection, cpu: int | None, target: str, tenant: str, scope: str, use_uvloop: bool
 ) -> None:
     """Entry point of a server process (the emulator or the bare app)."""
     _common.pin(cpu)
     try:
-        _common.run_loop(_serve(conn, target, Path(tenant)), use_uvloop=use_uvloop)
+        _common.run_loop(_serve(conn, target, Path(tenant), scope), use_uvloop=use_uvloop)
     except BaseException as exc:
         conn.send(("error", repr(exc)))
         raise
@@ -486,14 +521,18 @@ def _receive(conn: Connection, timeout: float, what: str) -> Any:
 
 
 def run_target(
-    target: str, args: argparse.Namespace, tenant: Path, cpus: list[int | None]
+    target: str,
+    args: argparse.Namespace,
+    tenant: Path,
+    cpus: list[int | None],
+    scenarios: list[str],
 ) -> tuple[dict[str, Any], str]:
     """Start a server for ``target``, load it from another process, stop it."""
     ctx = multiprocessing.get_context("spawn")
     server_end, server_conn = ctx.Pipe()
     server = ctx.Process(
         target=server_process,
-        args=(server_conn, cpus[0], target, str(tenant), not args.no_uvloop),
+        args=(server_conn, cpus[0], target, str(tenant), args.scope, not args.no_uvloop),
         name=f"rps-{target}",
     )
     server.start()
@@ -504,7 +543,8 @@ def run_target(
             "base": f"http://127.0.0.1:{port}",
             "users": args.users,
             "prime": target == "emulator",
-            "scenarios": args.scenarios,
+            "scenarios": scenarios,
+            "scope": args.scope,
             "concurrency": args.concurrency,
             "warmup": args.warmup,
             "duration": args.duration,
@@ -519,7 +559,7 @@ def run_target(
         )
         client.start()
         try:
-            budget = 90 + len(args.scenarios) * (args.warmup + args.duration + 20)
+            budget = 90 + len(scenarios) * (args.warmup + args.duration + 20)
             _, results = _receive(client_end, budget, f"load against {target}")
         finally:
             client.join(20)
@@ -572,11 +612,11 @@ def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--scenario", choices=[*SCENARIOS, "all"], default="all", help="what to measure"
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    parser.add_argument("--duration", type=float, default=7.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before it")
     parser.add_argument(
         "--requests", type=int, default=0, help="stop a run after this many units (0: no cap)"
@@ -586,7 +626,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--users", type=int, default=10000, help="OTP-enrolled users in the generated tenant"
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="emulator/bare pairs; the median round is shown"
+        "--scope",
+        default=SCOPE,
+        help=f"scope of the flow's password grant (default '{SCOPE}': with openid, the flow "
+        "makes 2 RS256 signatures, without it 1)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of every target; the median round is shown"
     )
     parser.add_argument("--no-uvloop", action="store_true", help="asyncio's loop everywhere")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON here")
@@ -601,9 +647,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _summary(scenario: str, rows: list[dict[str, Any]], scope: str) -> dict[str, Any]:
+    """Median rows per target, the emulator/bare ratios, and for the flow the signing floor."""
+    mine = [r for r in rows if r["scenario"] == scenario]
+    by_target = {t: [r for r in mine if r["target"] == t] for t in TARGETS}
+    median = {t: _median_row(rs) for t, rs in by_target.items() if rs}
+    emu, bare = median["emulator"], median["bare"]
+    rates = [
+        e["rate"] / b["rate"]
+        for e, b in zip(by_target["emulator"], by_target["bare"], strict=True)
+        if b["rate"]
+    ]
+    emu_us, bare_us = emu["server_cpu_us"], bare["server_cpu_us"]
+    summary: dict[str, Any] = {
+        "unit": UNITS[scenario],
+        "emulator_rate": emu["rate"],
+        "bare_rate": bare["rate"],
+        "rate_ratio": statistics.median(rates) if rates else None,
+        "server_cpu_us_emulator": emu_us,
+        "server_cpu_us_bare": bare_us,
+        "server_cpu_ratio": emu_us / bare_us if emu_us and bare_us else None,
+        "emulator_extra_cpu_us": emu_us - bare_us if emu_us and bare_us else None,
+        "emulator_capacity": emu["server_capacity"],
+        "goal": GOALS[scenario],
+        "goal_met": emu["rate"] >= GOALS[scenario],
+        "goal_met_by_capacity": (emu["server_capacity"] or 0.0) >= GOALS[scenario],
+    }
+    signed = median.get("bare+sign")
+    if signed is not None and signed["server_cpu_us"] and emu_us and bare_us:
+        count = signatures(scope)
+        sign_us = (signed["server_cpu_us"] - bare_us) / count
+        summary.update(
+            {
+                "signatures_per_flow": count,
+                "bare_sign_rate": signed["rate"],
+                "server_cpu_us_bare_sign": signed["server_cpu_us"],
+                "sign_us_estimate": sign_us,
+                "signing_only_ceiling": 1e6 / (count * sign_us) if sign_us > 0 else None,
+                "floor_capacity": signed["server_capacity"],
+                "emulator_vs_floor_cpu_ratio": emu_us / signed["server_cpu_us"],
+                "emulator_logic_cpu_us": emu_us - signed["server_cpu_us"],
+            }
+        )
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cpus = _common.pick_cpus(2)
+    count = signatures(args.scope)
     info = _common.setup_info(
         uvloop=("no" if args.no_uvloop else "yes") if _common.uvloop_version() else "no",
         pinning=f"server cpu {cpus[0]}, client cpu {cpus[1]}"
@@ -613,8 +705,14 @@ def main(argv: list[str] | None = None) -> int:
         load=f"raw aiohttp client, one session, {args.concurrency} connections, "
         "/oauth/token as a form, /mfa/challenge as JSON",
         tenant=f"{args.users} generated users bench{{n}}@example.test, OTP enrolled",
-        flow_scope=f"audience {AUDIENCE}, scope '{SCOPE}': access token + id_token "
-        "= 2 RS256 signatures per flow",
+        flow_scope=f"audience {AUDIENCE}, scope '{args.scope}': "
+        + (
+            "access token + id_token = 2 RS256 signatures per flow"
+            if count == 2
+            else "access token only = 1 RS256 signature per flow"
+        ),
+        targets="emulator; bare = aiohttp handlers returning the emulator's recorded answers; "
+        "bare+sign = bare that also makes the flow's RS256 signatures (flow only)",
         window=f"{args.warmup} s warm-up, {args.duration} s measured"
         + (f", at most {args.requests} units" if args.requests else ""),
         rounds=args.rounds,
@@ -626,49 +724,22 @@ def main(argv: list[str] | None = None) -> int:
         tenant.write_text(TENANT.format(count=args.users, secret=OTP_SECRET))
         for round_no in range(args.rounds):
             for target in TARGETS:
-                results, loop = run_target(target, args, tenant, cpus)
+                scenarios = [s for s in args.scenarios if target != "bare+sign" or s == "flow"]
+                if not scenarios:
+                    continue
+                results, loop = run_target(target, args, tenant, cpus, scenarios)
                 info[f"{target}_loop"] = loop
                 for scenario, r in results.items():
                     row = _row(scenario, target, r)
                     row["round"] = round_no + 1
                     rows.append(row)
-    shown = []
-    summary: dict[str, Any] = {}
-    for scenario in args.scenarios:
-        pair = {}
-        for target in TARGETS:
-            mine = [r for r in rows if r["scenario"] == scenario and r["target"] == target]
-            pair[target] = _median_row(mine)
-            shown.append(pair[target])
-        emu, bare = pair["emulator"], pair["bare"]
-        rates = [
-            e["rate"] / b["rate"]
-            for e, b in zip(
-                (r for r in rows if r["scenario"] == scenario and r["target"] == "emulator"),
-                (r for r in rows if r["scenario"] == scenario and r["target"] == "bare"),
-                strict=True,
-            )
-            if b["rate"]
-        ]
-        cpu_ratio = (
-            emu["server_cpu_us"] / bare["server_cpu_us"]
-            if emu["server_cpu_us"] and bare["server_cpu_us"]
-            else None
-        )
-        summary[scenario] = {
-            "unit": UNITS[scenario],
-            "emulator_rate": emu["rate"],
-            "bare_rate": bare["rate"],
-            "rate_ratio": statistics.median(rates) if rates else None,
-            "server_cpu_us_emulator": emu["server_cpu_us"],
-            "server_cpu_us_bare": bare["server_cpu_us"],
-            "server_cpu_ratio": cpu_ratio,
-            "emulator_extra_cpu_us": emu["server_cpu_us"] - bare["server_cpu_us"]
-            if cpu_ratio
-            else None,
-            "goal": GOALS[scenario],
-            "goal_met": emu["rate"] >= GOALS[scenario],
-        }
+    summary = {scenario: _summary(scenario, rows, args.scope) for scenario in args.scenarios}
+    shown = [
+        _median_row(mine)
+        for scenario in args.scenarios
+        for target in TARGETS
+        if (mine := [r for r in rows if r["scenario"] == scenario and r["target"] == target])
+    ]
     headers = [
         "scenario",
         "target",
@@ -689,10 +760,10 @@ def main(argv: list[str] | None = None) -> int:
             _common.fmt(r["rate"]),
             _common.fmt(r["requests_per_s"]),
             _common.fmt(r["server_cpu_us"]),
-            f"{r['server_busy']:.0%}" if r["server_busy"] is not None else "-",
+            _pct(r["server_busy"]),
             _common.fmt(r["server_capacity"]),
             _common.fmt(r["client_cpu_us"]),
-            f"{r['client_busy']:.0%}" if r["client_busy"] is not None else "-",
+            _pct(r["client_busy"]),
             f"{_pct(r['server_core_others'])}/{_pct(r['client_core_others'])}",
             _common.fmt(r["failed"]),
         ]
@@ -706,8 +777,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{scenario}: emulator/bare {unit}/s = {_fmt_ratio(s['rate_ratio'])}, "
             f"server CPU per {unit[:-1]} = {_fmt_ratio(s['server_cpu_ratio'])} "
             f"(+{_common.fmt(s['emulator_extra_cpu_us'])} µs); goal >= {s['goal']:,.0f} "
-            f"{unit}/s: {'met' if s['goal_met'] else 'NOT met'} ({s['emulator_rate']:,.0f})"
+            f"{unit}/s: {'met' if s['goal_met'] else 'NOT met'} "
+            f"(measured {s['emulator_rate']:,.0f}/s; "
+            f"{_common.fmt(s['emulator_capacity'])} per second of server CPU)"
         )
+        if "sign_us_estimate" in s:
+            print(
+                f"  signing floor: {s['signatures_per_flow']} RS256 signatures at "
+                f"~{s['sign_us_estimate']:,.0f} µs each (bare+sign minus bare) cap a core at "
+                f"{_common.fmt(s['signing_only_ceiling'])} flows/s; bare+sign spends "
+                f"{_common.fmt(s['server_cpu_us_bare_sign'])} µs/flow "
+                f"({_common.fmt(s['floor_capacity'])} flows/s of server CPU); the emulator "
+                f"{_fmt_ratio(s['emulator_vs_floor_cpu_ratio'])} of it "
+                f"(+{_common.fmt(s['emulator_logic_cpu_us'])} µs of emulator logic per flow)"
+            )
     for r in shown:
         if r["errors"] or r["otp_exhausted"]:
             print(
@@ -729,6 +812,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pct(value: float | None) -> str:
+    """A share as a whole percentage, '-' when unknown."""
     return "-" if value is None else f"{value:.0%}"
 
 

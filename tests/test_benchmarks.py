@@ -30,7 +30,8 @@ def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert {"setup", "results", "rounds", "summary"} <= data.keys()
     pairs = {(r["scenario"], r["target"]) for r in data["results"]}
-    assert pairs == {(s, t) for s in ("password", "flow") for t in ("emulator", "bare")}
+    expected = {(s, t) for s in ("password", "flow") for t in ("emulator", "bare")}
+    assert pairs == expected | {("flow", "bare+sign")}
     for row in data["results"]:
         for key in ("units", "rate", "requests_per_s", "server_cpu_us", "client_cpu_us"):
             assert row[key] > 0, (row["scenario"], row["target"], key)
@@ -38,6 +39,9 @@ def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
         summary = data["summary"][scenario]
         assert summary["rate_ratio"] > 0
         assert summary["server_cpu_ratio"] > 0
+        assert isinstance(summary["goal_met"], bool)
+    assert data["summary"]["flow"]["signatures_per_flow"] == 2
+    assert data["summary"]["flow"]["server_cpu_us_bare_sign"] > 0
     assert "2 RS256 signatures" in data["setup"]["flow_scope"]
 
 
