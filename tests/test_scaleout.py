@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import select
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,8 @@ from flowengine.stats import FLOW, HIGHEST_US, PERCENTILES
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def scenario(tmp_path: Path, users: int, load: dict[str, Any], **data: Any) -> Scenario:
     """An OTP scenario against the embedded emulator, with a SQLite store under tmp_path."""
@@ -41,9 +48,14 @@ def scenario(tmp_path: Path, users: int, load: dict[str, Any], **data: Any) -> S
 
 
 @pytest.fixture(scope="module")
-def ray_instance() -> Iterator[Any]:
-    """A local Ray instance for the module (skipped only when Ray is not installed)."""
+def ray_installed() -> None:
+    """Skip (only) when Ray cannot be imported."""
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'flowengine[ray]'")
+
+
+@pytest.fixture(scope="module")
+def ray_instance(ray_installed: None) -> Iterator[Any]:
+    """A local Ray instance for the module."""
     with ray_session(workers=2) as ray:
         yield ray
 
@@ -213,3 +225,60 @@ def test_closed_load_split_keeps_ramp_duration(tmp_path: Path) -> None:
     loads = [s.load for s in split_scenario(plan, 2)]
     closed = [load for load in loads if isinstance(load, ClosedLoad)]
     assert [(load.users, load.ramp_up) for load in closed] == [(5, 5.0), (5, 5.0)]
+
+
+def _flowengine(*args: str) -> subprocess.Popen[str]:
+    """``flowengine ARGS`` in a child process, its stderr readable line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowengine", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _write_scenario(tmp_path: Path, load: str) -> Path:
+    path = tmp_path / "scaled.yaml"
+    path.write_text(
+        "name: scaled\n"
+        "users: {pattern: 'user{n}@example.test', password: 'Passw0rd!{n}', count: 5000}\n"
+        f"factors: {{otp: 1}}\ncredentials: 'sqlite:///{tmp_path / 'creds.db'}'\n"
+        f"load: {load}\n"
+    )
+    return path
+
+
+def test_cli_workers_writes_a_report_row_per_worker(ray_installed: None, tmp_path: Path) -> None:
+    """flowengine run --workers 2 exits 0 and its report has the merged whole and 2 rows."""
+    path = _write_scenario(tmp_path, "{model: closed, users: 10, iterations: 200}")
+    child = _flowengine("run", str(path), "--workers", "2", "--report", str(tmp_path / "r"))
+    out, err = child.communicate(timeout=100)
+    assert child.returncode == ExitCode.OK, err[-2000:]
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["summary"]["succeeded"] == 200
+    assert [row["worker"] for row in report["workers"]] == ["w1", "w2"]
+    assert "200 flows" in out
+
+
+def test_cli_interrupt_stops_every_worker_and_writes_reports(
+    ray_installed: None, tmp_path: Path
+) -> None:
+    """Ctrl-C on the driver: every shard stops gracefully, partial reports, exit 130."""
+    path = _write_scenario(tmp_path, "{model: closed, users: 6, duration: 60s}")
+    child = _flowengine("run", str(path), "--workers", "2", "--report", str(tmp_path / "r"))
+    assert child.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:  # a line with flows done
+        ready, _, _ = select.select([child.stderr], [], [], 1.0)
+        line = child.stderr.readline() if ready else ""
+        if re.search(r"ok [1-9]", line):
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == ExitCode.INTERRUPTED, err[-2000:]
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    summary = report["summary"]
+    assert report["meta"]["interrupted"] and summary["succeeded"] > 0
+    assert summary["in_flight"] == 0 and summary["cancelled"] == 0
+    assert report["summary"]["duration_s"] < 50

@@ -318,6 +318,14 @@ class ScaleOut:
     def _finish(self, started_at: datetime.datetime) -> RunResult:
         per_worker = {w.label: w.snapshot for w in self.workers}
         merged = merge_snapshots(per_worker.values())
+        lost = self.lost_workers
+        if lost:
+            self._notify(
+                f"{len(lost)} of {len(self.workers)} workers lost"
+                f" ({', '.join(w.name for w in lost)}): {self.lost_flows} flows counted as lost;"
+                f" started {merged.started} = {merged.succeeded} succeeded + {merged.failed}"
+                f" failed + {merged.cancelled} cancelled + {self.lost_flows} lost"
+            )
         scenario = self.scenario
         thresholds = tuple(
             evaluate(parse_thresholds(scenario.thresholds, source=scenario.source), merged)
@@ -330,7 +338,7 @@ class ScaleOut:
             )
         if self._interrupted:
             code = ExitCode.INTERRUPTED
-        elif self.lost_workers:
+        elif lost:
             code = ExitCode.CRASH
         elif not all(result.passed for result in thresholds):
             code = ExitCode.THRESHOLDS_FAILED
