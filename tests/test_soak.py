@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from flowengine.runner import Runner
-from flowengine.spec import load_scenario, parse_scenario
+from flowengine.spec import ClosedLoad, load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def _open_fds() -> int:
 async def test_short_soak_with_faults(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """flows/soak.yaml for 20 s: >= 99.5% succeed, failures classified, counts add up, no leak."""
     soak = load_scenario(ROOT / "flows" / "soak.yaml")
-    assert soak.load is not None
+    assert isinstance(soak.load, ClosedLoad)
     short = attrs.evolve(soak, load=attrs.evolve(soak.load, duration=20.0, users=30))
     tasks_before = asyncio.all_tasks()
     fds_before = _open_fds()
