@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import attrs
 import click
 
 from flowengine import jsonio
+from flowengine.api import make_session
 from flowengine.credentials import CredentialStore, UserCredentials
 from flowengine.credstore import open_store
 from flowengine.engine import Engine
@@ -146,6 +148,7 @@ async def _login(
     otp_secret: str | None,
     store: CredentialStore,
     login_timeout: float,
+    ca_bundle: Path | None = None,
 ) -> LoginResult:
     if otp_secret is not None:
         record = store.get(username) or UserCredentials(username=username)
@@ -156,8 +159,13 @@ async def _login(
         if codes == "prompt"
         else None
     )
+    session = None
+    if ca_bundle is not None:
+        context = ssl.create_default_context(cafile=str(ca_bundle))
+        session = make_session(limit=4, ssl=context)
     async with Engine(
         domain=domain,
+        session=session,
         client_id=client_id,
         client_secret=client_secret,
         auth_method=auth_method,
@@ -171,7 +179,11 @@ async def _login(
         connection_limit=4,
     ) as engine:
         # Without a code source the engine reads the emulator's inbox at the same address.
-        return await engine.login(username, password, factor=factor, phone=phone, email=email)
+        try:
+            return await engine.login(username, password, factor=factor, phone=phone, email=email)
+        finally:
+            if session is not None:
+                await session.close()
 
 
 @click.command("login")
@@ -244,6 +256,7 @@ def login_command(
     otp_secret_env: str | None,
     otp_secret_file: Path | None,
     store: str,
+    ca_bundle: Path | None,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -282,6 +295,7 @@ def login_command(
                 otp_secret=otp_secret,
                 store=credential_store,
                 login_timeout=timeout,
+                ca_bundle=ca_bundle,
             )
         )
     except FlowEngineError as exc:
