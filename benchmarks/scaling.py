@@ -220,17 +220,35 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-async def run_single(target: Target, plan: Scenario) -> dict[str, Any]:
+def _busy(cpus: list[int | None]) -> list[float | None]:
+    return [_common.core_busy_seconds(cpu) for cpu in cpus]
+
+
+def _others(before: list[float | None], after: list[float | None], ours: list[float]) -> Any:
+    """Per core (target, client): busy seconds that none of the benchmark's processes used."""
+    return [
+        None if b is None or a is None else round(max(a - b - own, 0.0), 2)
+        for b, a, own in zip(before, after, ours, strict=True)
+    ]
+
+
+async def run_single(target: Target, plan: Scenario, cpus: list[int | None]) -> dict[str, Any]:
     """One in-process shard: client CPU is this process's."""
     runner = Runner(plan, acknowledge_load_test=True)
+    busy0 = _busy(cpus)
     cpu0, server0, t0 = _common.own_cpu_seconds(), target.cpu_seconds(), time.perf_counter()
     result = await runner.run()
     seconds = time.perf_counter() - t0
     client = _common.own_cpu_seconds() - cpu0
-    return _figures(result, seconds, client, target.cpu_seconds() - server0)
+    server = target.cpu_seconds() - server0
+    row = _figures(result, seconds, client, server)
+    row["others_cpu_s"] = _others(busy0, _busy(cpus), [server, client])
+    return row
 
 
-async def run_workers(target: Target, plan: Scenario, workers: int) -> dict[str, Any]:
+async def run_workers(
+    target: Target, plan: Scenario, workers: int, cpus: list[int | None]
+) -> dict[str, Any]:
     """``workers`` Ray actors: client CPU is the driver's plus each worker's, over the run."""
     from flowengine.scaleout import ScaleOut
 
@@ -238,16 +256,20 @@ async def run_workers(target: Target, plan: Scenario, workers: int) -> dict[str,
     await scale.start()  # actors up and answering: their start-up is not measured
     actors = {int(w.info["pid"]) for w in scale.workers}
     daemons = descendants(os.getpid()) - actors - {target.process.pid or 0}
+    busy0 = _busy(cpus)
     cpu0, daemons0 = _common.own_cpu_seconds(), cpu_of(daemons)
     server0, t0 = target.cpu_seconds(), time.perf_counter()
     result = await scale.run()
     seconds = time.perf_counter() - t0
     driver = _common.own_cpu_seconds() - cpu0
     worker_cpu = sum(w.cpu_seconds or 0.0 for w in scale.workers)
-    row = _figures(result, seconds, driver + worker_cpu, target.cpu_seconds() - server0)
+    daemon_cpu = cpu_of(daemons) - daemons0
+    server = target.cpu_seconds() - server0
+    row = _figures(result, seconds, driver + worker_cpu, server)
     row["driver_cpu_s"] = round(driver, 3)
     row["worker_cpu_s"] = [round(w.cpu_seconds or 0.0, 3) for w in scale.workers]
-    row["ray_daemons_cpu_s"] = round(cpu_of(daemons) - daemons0, 3)
+    row["ray_daemons_cpu_s"] = round(daemon_cpu, 3)
+    row["others_cpu_s"] = _others(busy0, _busy(cpus), [server, driver + worker_cpu + daemon_cpu])
     return row
 
 
@@ -280,18 +302,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def measure_single(args: argparse.Namespace, target: Target, store: str) -> list[Any]:
+async def measure_single(
+    args: argparse.Namespace, target: Target, store: str, cpus: list[int | None]
+) -> list[Any]:
     """The one-shard runs (before Ray starts: its threads would count as client CPU)."""
     rows = []
     for index, concurrency in enumerate(args.concurrency):
         start = 1 + index * args.flows  # users no other run uses
         plan = scenario(target.url, store, start=start, flows=args.flows, concurrency=concurrency)
-        rows.append({"concurrency": concurrency, **await run_single(target, plan)})
+        rows.append({"concurrency": concurrency, **await run_single(target, plan, cpus)})
         print(f"  one shard, {concurrency} VUs: {rows[-1]['flows_per_s']} flows/s", flush=True)
     return rows
 
 
-async def measure_workers(args: argparse.Namespace, target: Target, store: str) -> list[Any]:
+async def measure_workers(
+    args: argparse.Namespace, target: Target, store: str, cpus: list[int | None]
+) -> list[Any]:
     """1 and 2 workers, alternately, ``--rounds`` times."""
     start = 1 + len(args.concurrency) * args.flows
     rounds = []
@@ -306,7 +332,7 @@ async def measure_workers(args: argparse.Namespace, target: Target, store: str) 
                 concurrency=args.workers_concurrency,
             )
             start += args.flows
-            pair[workers] = {"workers": workers, **await run_workers(target, plan, workers)}
+            pair[workers] = {"workers": workers, **await run_workers(target, plan, workers, cpus)}
             print(f"  {workers} worker(s): {pair[workers]['flows_per_s']} flows/s", flush=True)
         one, two = pair[1]["flows_per_client_cpu_s"], pair[2]["flows_per_client_cpu_s"]
         rounds.append({"one": pair[1], "two": pair[2], "ratio": two / one if one and two else None})
@@ -318,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = len(args.concurrency) + 2 * args.rounds
     users = runs * args.flows
-    cpus = [None, None] if args.no_pin else _common.pick_cpus(2)
+    cpus: list[int | None] = [None, None] if args.no_pin else _common.pick_cpus(2)
     info = _common.setup_info(
         ("aiohttp", "uvloop", "orjson", "ray", "hdrhistogram"),
         target_cpu=cpus[0],
@@ -335,9 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             info["target_loop"] = target.loop
             _common.pin(cpus[1])  # Ray's processes, started below, inherit it
             _common.print_setup("scaling: flows/s against concurrency and against workers", info)
-            single = asyncio.run(measure_single(args, target, store))
+            single = asyncio.run(measure_single(args, target, store, cpus))
             with ray_session(workers=2):  # the local instance `--workers 2` starts
-                rounds = asyncio.run(measure_workers(args, target, store))
+                rounds = asyncio.run(measure_workers(args, target, store, cpus))
     results = {"single": single, "rounds": rounds}
     report(results)
     ratios = [r["ratio"] for r in results["rounds"] if r["ratio"] is not None]
@@ -370,11 +396,24 @@ def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _others_text(values: list[float | None]) -> str:
+    return "/".join("-" if v is None else f"{v:.1f}" for v in values)
+
+
 def report(results: dict[str, Any]) -> None:
     """Print both tables."""
     print("one shard (in-process), by concurrency")
     _common.print_table(
-        ["VUs", "flows", "flows/s", "client µs/flow", "server µs/flow", "p50 ms", "p99 ms"],
+        [
+            "VUs",
+            "flows",
+            "flows/s",
+            "client µs/flow",
+            "server µs/flow",
+            "p50 ms",
+            "p99 ms",
+            "others' CPU s",
+        ],
         [
             [
                 str(r["concurrency"]),
@@ -384,12 +423,15 @@ def report(results: dict[str, Any]) -> None:
                 _common.fmt(r["server_cpu_us_per_flow"], 1),
                 _common.fmt(r["p50_ms"], 2),
                 _common.fmt(r["p99_ms"], 2),
+                _others_text(r["others_cpu_s"]),
             ]
             for r in results["single"]
         ],
     )
     print()
     print("1 vs 2 Ray workers, same total concurrency (client CPU = driver + workers)")
+    print("others' CPU s: busy time of the target's / the client's core used by no process")
+    print("of this benchmark (other work on the machine)")
     rows = []
     for number, pair in enumerate(results["rounds"], 1):
         for key in ("one", "two"):
@@ -405,6 +447,7 @@ def report(results: dict[str, Any]) -> None:
                     _common.fmt(r["driver_cpu_s"], 2),
                     _common.fmt(r["ray_daemons_cpu_s"], 2),
                     _common.fmt(r["p99_ms"], 2),
+                    _others_text(r["others_cpu_s"]),
                     _fmt_ratio(pair["ratio"]) if key == "two" else "",
                 ]
             )
@@ -419,6 +462,7 @@ def report(results: dict[str, Any]) -> None:
             "driver CPU s",
             "Ray daemons CPU s",
             "p99 ms",
+            "others' CPU s",
             "ratio",
         ],
         rows,
