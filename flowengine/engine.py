@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -272,6 +273,21 @@ class Engine:
             )
         return result
 
+    def _debug_log(self) -> Any:
+        """The logger for a login's debug events, or None when they would go nowhere.
+
+        A library stays silent until its user configures structlog (whose defaults would
+        print every debug event); the CLI and capture_logs() configure it. Resolved once per
+        login, so a filtered-out level costs nothing per step.
+        """
+        if not structlog.is_configured():
+            return None
+        log = self._log.bind()
+        enabled = getattr(log, "is_enabled_for", None)
+        if enabled is not None and not enabled(logging.DEBUG):
+            return None
+        return log
+
     async def validate_id_token(self, id_token: str) -> None:
         """Check an id_token against the tenant's JWKS: signature, iss, aud, exp."""
         if self._jwks is None:
@@ -287,9 +303,9 @@ class _Login:
     """One login in progress; it is also the :class:`FactorContext` its strategy sees."""
 
     __slots__ = (
-        "api",
         "authenticator",
         "chained",
+        "client",
         "clock",
         "code_source",
         "config",
@@ -301,7 +317,6 @@ class _Login:
         "error_description",
         "factor_name",
         "flow_id",
-        "handlers",
         "holding",
         "log",
         "mfa_token",
@@ -322,8 +337,6 @@ class _Login:
         "waited",
     )
 
-    api: RetryingApi
-
     def __init__(
         self,
         engine: Engine,
@@ -337,7 +350,7 @@ class _Login:
         self.engine = engine
         self.clock = engine.clock
         self.retries: list[str] = []
-        self.api = RetryingApi(api, engine.config.retry, self, engine._rng)
+        self.client = api
         self.config = engine.config
         self.code_source = engine._code_source
         self.otp_counters = engine._otp_counters
@@ -368,17 +381,16 @@ class _Login:
         self.error: str | None = None
         self.error_description: str | None = None
         self.status: int | None = None
-        # A library stays silent until its user configures structlog (whose defaults would
-        # print every debug event); the CLI and capture_logs() configure it.
-        self.log = engine._log if structlog.is_configured() else None
-        self.handlers: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
-            "password": self.on_password,
-            "mfa_required": self.on_mfa_required,
-            "authenticators": self.on_authenticators,
-            "associate": self.on_associate,
-            "challenge": self.on_challenge,
-            "verify": self.on_verify,
-        }
+        self.log = engine._debug_log()
+
+    @property
+    def api(self) -> RetryingApi:
+        """This login's API calls, retried within its budget.
+
+        Made on each use rather than kept: a wrapper kept here would point back at the
+        login, and that cycle would leave every finished login to the garbage collector.
+        """
+        return RetryingApi(self.client, self.config.retry, self, self.engine._rng)
 
     # -- FactorContext --------------------------------------------------------------------
 
@@ -414,24 +426,23 @@ class _Login:
     async def run(self) -> None:
         """Fire triggers until a final state; the table decides where each one leads."""
         state = self.state
-        handlers = self.handlers
         step_timeout = self.config.timeouts.step
         while state not in FINAL_STATES:
             self.state = state
             if step_timeout is None:
-                trigger = await handlers[state]()
+                trigger = await _HANDLERS[state](self)
             else:
-                trigger = await self.run_step(handlers[state], step_timeout)
+                trigger = await self.run_step(_HANDLERS[state], step_timeout)
             state = next_state(state, trigger)
         if state == "token":
             self.state = state
             await self.on_token()
 
-    async def run_step(self, handler: Callable[[], Coroutine[Any, Any, str]], limit: float) -> str:
+    async def run_step(self, handler: _Handler, limit: float) -> str:
         """Run one state's handler within the per-step timeout."""
         try:
             async with asyncio.timeout(limit):
-                return await handler()
+                return await handler(self)
         except TimeoutError as exc:
             if isinstance(exc, FlowEngineError):
                 raise  # a request timeout, not the step's
@@ -697,6 +708,20 @@ class _Login:
             state=None if self.outcome == SUCCESS else self.state,
             retries=tuple(self.retries),
         )
+
+
+_Handler = Callable[[_Login], Coroutine[Any, Any, str]]
+
+_HANDLERS: Final[dict[str, _Handler]] = {
+    "password": _Login.on_password,
+    "mfa_required": _Login.on_mfa_required,
+    "authenticators": _Login.on_authenticators,
+    "associate": _Login.on_associate,
+    "challenge": _Login.on_challenge,
+    "verify": _Login.on_verify,
+}
+"""Each non-final state's handler: it does the state's I/O and returns the next trigger.
+One table for every login (a table of bound methods per login would be a reference cycle)."""
 
 
 def _factor_of(authenticator: Authenticator) -> str:

@@ -12,8 +12,8 @@ the engine starts that login over from the password grant (bounded), with a fres
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 import attrs
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["RetryPolicy", "RetryScope", "RetryingApi", "rate_limit_wait"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 @attrs.frozen(kw_only=True)
@@ -88,7 +89,12 @@ _TRANSIENT = (TransportError, RequestTimeout, ProtocolError)
 
 
 class RetryingApi:
-    """The Authentication API calls of one login, retried as :class:`RetryPolicy` says."""
+    """The Authentication API calls of one login, retried as :class:`RetryPolicy` says.
+
+    Each method returns the awaitable of one retried call: ``await api.otp_grant(...)``.
+    The call and its arguments are kept as they are (no closure per call), and the first
+    attempt is the only work on the usual path.
+    """
 
     __slots__ = ("_api", "_policy", "_rng", "_scope")
 
@@ -100,13 +106,21 @@ class RetryingApi:
         self._scope = scope
         self._rng = rng
 
-    async def _run(self, step: str, safe: bool, call: Callable[[], Awaitable[_T]]) -> _T:
+    async def _run(
+        self,
+        step: str,
+        safe: bool,
+        call: Callable[_P, Awaitable[_T]],
+        /,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
         attempt = 0
         policy = self._policy
         scope = self._scope
         while True:
             try:
-                reply = await call()
+                reply = await call(*args, **kwargs)
             except _TRANSIENT as exc:
                 repeatable = safe and policy.server_errors
                 if isinstance(exc, TransportError) and not exc.sent:
@@ -132,7 +146,7 @@ class RetryingApi:
             await scope.wait(delay, "retry_wait")
             attempt += 1
 
-    async def password_grant(
+    def password_grant(
         self,
         username: str,
         password: str,
@@ -140,23 +154,26 @@ class RetryingApi:
         audience: str | None = None,
         scope: str | None = None,
         realm: str | None = None,
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``AuthClient.password_grant``, retried (safe: it spends no code)."""
-        api = self._api
-        return await self._run(
+        return self._run(
             "password",
             True,
-            lambda: api.password_grant(
-                username, password, audience=audience, scope=scope, realm=realm
-            ),
+            self._api.password_grant,
+            username,
+            password,
+            audience=audience,
+            scope=scope,
+            realm=realm,
         )
 
-    async def list_authenticators(self, token: str) -> list[Authenticator] | ErrorReply:
+    def list_authenticators(
+        self, token: str
+    ) -> Coroutine[Any, Any, list[Authenticator] | ErrorReply]:
         """``AuthClient.list_authenticators``, retried."""
-        api = self._api
-        return await self._run("authenticators", True, lambda: api.list_authenticators(token))
+        return self._run("authenticators", True, self._api.list_authenticators, token)
 
-    async def associate(
+    def associate(
         self,
         token: str,
         *,
@@ -164,75 +181,75 @@ class RetryingApi:
         oob_channels: Sequence[str] | None = None,
         phone_number: str | None = None,
         email: str | None = None,
-    ) -> Association | ErrorReply:
+    ) -> Coroutine[Any, Any, Association | ErrorReply]:
         """``AuthClient.associate``, retried (a repeat leaves an unconfirmed enrollment)."""
-        api = self._api
-        return await self._run(
+        return self._run(
             "associate",
             True,
-            lambda: api.associate(
-                token,
-                authenticator_types=authenticator_types,
-                oob_channels=oob_channels,
-                phone_number=phone_number,
-                email=email,
-            ),
+            self._api.associate,
+            token,
+            authenticator_types=authenticator_types,
+            oob_channels=oob_channels,
+            phone_number=phone_number,
+            email=email,
         )
 
-    async def challenge(
+    def challenge(
         self,
         mfa_token: str,
         *,
         challenge_type: str | None = None,
         authenticator_id: str | None = None,
-    ) -> Challenge | ErrorReply:
+    ) -> Coroutine[Any, Any, Challenge | ErrorReply]:
         """``AuthClient.challenge``, retried (a repeat sends a new code)."""
-        api = self._api
-        return await self._run(
+        return self._run(
             "challenge",
             True,
-            lambda: api.challenge(
-                mfa_token, challenge_type=challenge_type, authenticator_id=authenticator_id
-            ),
+            self._api.challenge,
+            mfa_token,
+            challenge_type=challenge_type,
+            authenticator_id=authenticator_id,
         )
 
-    async def otp_grant(self, mfa_token: str, otp: str) -> TokenSet | MfaRequired | ErrorReply:
+    def otp_grant(
+        self, mfa_token: str, otp: str
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``AuthClient.otp_grant``: the code is single use, so only unprocessed tries repeat."""
-        api = self._api
-        return await self._run("grant:mfa-otp", False, lambda: api.otp_grant(mfa_token, otp))
+        return self._run("grant:mfa-otp", False, self._api.otp_grant, mfa_token, otp)
 
-    async def oob_grant(
+    def oob_grant(
         self, mfa_token: str, oob_code: str, binding_code: str | None = None
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``AuthClient.oob_grant``: a push poll repeats freely, a binding code does not."""
-        api = self._api
-        return await self._run(
+        return self._run(
             "grant:mfa-oob",
             binding_code is None,
-            lambda: api.oob_grant(mfa_token, oob_code, binding_code),
+            self._api.oob_grant,
+            mfa_token,
+            oob_code,
+            binding_code,
         )
 
-    async def recovery_code_grant(
+    def recovery_code_grant(
         self, mfa_token: str, recovery_code: str
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``AuthClient.recovery_code_grant``: single use, only unprocessed tries repeat."""
-        api = self._api
-        return await self._run(
+        return self._run(
             "grant:mfa-recovery-code",
             False,
-            lambda: api.recovery_code_grant(mfa_token, recovery_code),
+            self._api.recovery_code_grant,
+            mfa_token,
+            recovery_code,
         )
 
-    async def refresh_token_grant(
+    def refresh_token_grant(
         self, refresh_token: str, *, scope: str | None = None
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``AuthClient.refresh_token_grant``: rotating tokens are single use."""
-        api = self._api
-        return await self._run(
-            "refresh", False, lambda: api.refresh_token_grant(refresh_token, scope=scope)
+        return self._run(
+            "refresh", False, self._api.refresh_token_grant, refresh_token, scope=scope
         )
 
-    async def userinfo(self, access_token: str) -> dict[str, Any] | ErrorReply:
+    def userinfo(self, access_token: str) -> Coroutine[Any, Any, dict[str, Any] | ErrorReply]:
         """``AuthClient.userinfo``, retried."""
-        api = self._api
-        return await self._run("userinfo", True, lambda: api.userinfo(access_token))
+        return self._run("userinfo", True, self._api.userinfo, access_token)
