@@ -17,6 +17,7 @@ each naming the endpoint (and the status when there was one). Cancellation propa
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
 from typing import Any, Final, Literal
@@ -120,9 +121,30 @@ def _is_json(content_type: str) -> bool:
     return media == _JSON or (media.startswith("application/") and media.endswith("+json"))
 
 
+_FORM_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.~-]")
+_FORM_ESCAPES: Final = {
+    chr(i): "+" if i == 32 else f"%{i:02X}" for i in range(128) if _FORM_UNSAFE.match(chr(i))
+}
+
+
+def _form_escape(match: re.Match[str]) -> str:
+    return _FORM_ESCAPES[match.group()]
+
+
+def form_quote(value: str) -> str:
+    """``urllib.parse.quote_plus(value)``: the same text, 3-6x faster for ASCII.
+
+    quote_plus escapes byte by byte in Python once one character needs it (~14 µs for an
+    Iron-sealed mfa_token, whose ``*`` do); a regular expression finds the few that do.
+    """
+    if value.isascii():
+        return _FORM_UNSAFE.sub(_form_escape, value)
+    return quote_plus(value)
+
+
 def _form_prefix(grant: str, client: Mapping[str, str]) -> str:
-    fields = [f"grant_type={quote_plus(grant)}"]
-    fields.extend(f"{key}={quote_plus(value)}" for key, value in client.items())
+    fields = [f"grant_type={form_quote(grant)}"]
+    fields.extend(f"{key}={form_quote(value)}" for key, value in client.items())
     return "&".join(fields)
 
 
@@ -330,7 +352,7 @@ class AuthClient:
             data = orjson.dumps(payload)
         else:
             form = self._grant_form[grant]
-            extra = "".join(f"&{k}={quote_plus(v)}" for k, v in params.items() if v is not None)
+            extra = "".join(f"&{k}={form_quote(v)}" for k, v in params.items() if v is not None)
             data = (form + extra).encode()
         status, body, ctype, headers = await self._call(
             "POST", self._token_url, TOKEN, self._token_headers, data

@@ -1,12 +1,13 @@
-"""The ``otp`` factor: TOTP codes (RFC 6238, SHA1, 6 digits, 30 s) computed with pyotp."""
+"""The ``otp`` factor: TOTP codes (RFC 6238: HMAC-SHA1, 6 digits, 30 s)."""
 
 from __future__ import annotations
 
+import base64
 import functools
+import hmac
 from typing import TYPE_CHECKING
 
 import attrs
-import pyotp
 
 from flowengine.errors import FactorError
 from flowengine.factors.base import (
@@ -26,13 +27,26 @@ TOTP_PERIOD = 30
 
 
 @functools.lru_cache(maxsize=16384)
-def _totp(secret: str) -> pyotp.TOTP:
-    return pyotp.TOTP(secret, digits=6, interval=TOTP_PERIOD)
+def _totp_key(secret: str) -> bytes:
+    """The key bytes of a base32 secret (any case, padding optional), decoded once."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
+    if len(key) < 14:
+        raise ValueError("an OTP secret must have at least 112 bits (RFC 4226 §4)")
+    return key
 
 
 def totp_code(secret: str, at: float) -> str:
-    """The 6-digit TOTP code of ``secret`` at epoch time ``at``."""
-    return str(_totp(secret).at(int(at)))
+    """The 6-digit TOTP code of ``secret`` at epoch time ``at``.
+
+    The same codes as ``pyotp.TOTP(secret).at(at)``, computed directly (HOTP of
+    ``int(at) // 30``, RFC 4226 §5.3): pyotp decodes the secret and goes through
+    ``datetime`` on every call, ~6 µs against ~1 µs here.
+    """
+    counter = int(at) // TOTP_PERIOD
+    digest = hmac.digest(_totp_key(secret), counter.to_bytes(8, "big"), "sha1")
+    offset = digest[-1] & 0x0F
+    value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
 
 
 @register
