@@ -239,6 +239,12 @@ async def _login(
 @click.option(
     "--timeout", type=float, default=120.0, show_default=True, help="Seconds for the whole login."
 )
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM file of CA certificates to trust for the tenant (TLS is always verified).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the token set as JSON on success.")
 def login_command(
     domain: str,

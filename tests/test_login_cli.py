@@ -142,3 +142,17 @@ def test_unknown_factor_is_a_usage_error(emulator_url: str, tmp_path: Path) -> N
     result = run_login(emulator_url, tmp_path / "c.db", "-u", "u", "--factor", "fax", password="x")
     assert result.returncode == 2
     assert "'fax' is not one of" in result.stderr
+
+
+def test_ca_bundle_must_exist(emulator_url: str, tmp_path: Path) -> None:
+    """--ca-bundle names a PEM file that must exist."""
+    result = run_login(
+        emulator_url,
+        tmp_path / "c.db",
+        "-u",
+        "user105@example.test",
+        "--ca-bundle",
+        str(tmp_path / "missing.pem"),
+        password="x",
+    )
+    assert result.returncode == 2 and "missing.pem" in result.stderr
