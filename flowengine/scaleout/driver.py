@@ -277,7 +277,7 @@ class ScaleOut:
         if worker.store_dir is not None:
             self._notify(
                 f"worker {worker.name}'s credentials stay in {worker.store_dir} on {where}:"
-                " import them with flowengine.credstore.import_credentials"
+                " merge them with SQLiteCredentials.import_records (docs/scaleout.md)"
             )
         if self.on_worker_loss == "stop":
             self._stop_all("stop")
