@@ -19,8 +19,8 @@ pinned to the second core, so the client's CPU is measured apart from the target
 
 Usage::
 
-    python benchmarks/scaling.py                       # 2-3 minutes
-    python benchmarks/scaling.py --flows 12000 --rounds 5 --json out.json
+    python benchmarks/scaling.py                       # about 4 minutes
+    python benchmarks/scaling.py --flows 12000 --rounds 9 --json out.json
     python benchmarks/scaling.py --quick --json /tmp/scaling.json   # tests
 """
 
@@ -292,7 +292,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=100,
         help="virtual users in all of the 1- and 2-worker runs (default 100)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="1-vs-2-worker rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="1-vs-2-worker rounds (default 5)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin target and client")
     parser.add_argument("--quick", action="store_true", help="a tiny run (for the tests)")
     parser.add_argument("--json", type=Path, default=Path("scaling.json"), help="JSON output")
