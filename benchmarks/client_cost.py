@@ -69,6 +69,8 @@ GRANT_OTP = "http://auth0.com/oauth/grant-type/mfa-otp"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON_TYPE = {"Content-Type": "application/json"}
 RUNS = ("engine/uvloop", "engine/asyncio", "raw/uvloop", "raw/asyncio", "locust/gevent")
+EXTRA_RUNS = ("api/uvloop", "api/asyncio")
+"""On demand (--runs): flowengine's AuthClient in a hand-written loop, between (a) and (b)."""
 TARGET_FLOOR = 1.2
 """flowengine's CPU per flow may be at most this times the raw loop's, on the same loop."""
 TARGET_LOCUST = 0.6
@@ -348,6 +350,44 @@ async def run_raw(opts: dict[str, Any]) -> dict[str, Any]:
     return meter.result()
 
 
+async def run_api(opts: dict[str, Any]) -> dict[str, Any]:
+    """flowengine's AuthClient alone, in a hand-written loop: the engine less its logins
+    (no gate, state table, retries, results, store or stats); splits (a) - (b) in two."""
+    from flowengine.api import AuthClient, make_session
+    from flowengine.factors.otp import totp_code
+    from flowengine.replies import ErrorReply, MfaRequired, TokenSet
+
+    offset = opts["clock_offset"]
+    tokens = token_params(opts["tokens"])
+    meter = Meter(opts)
+    concurrency = opts["concurrency"]
+    async with make_session(limit=concurrency) as session:
+        api = AuthClient(session, opts["base"], client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+
+        async def flow(n: int) -> None:
+            reply = await api.password_grant(
+                username(n), password(n), audience=tokens.get("audience"), scope=tokens.get("scope")
+            )
+            if not isinstance(reply, MfaRequired):
+                return meter.finish(f"password {reply!r}")
+            mfa_token = reply.mfa_token
+            listed = await api.list_authenticators(mfa_token)
+            if not isinstance(listed, list):
+                return meter.finish(f"authenticators {listed!r}")
+            otp_id = next(a.id for a in listed if a.active)
+            challenge = await api.challenge(
+                mfa_token, challenge_type="otp", authenticator_id=otp_id
+            )
+            if isinstance(challenge, ErrorReply):
+                return meter.finish(f"challenge {challenge!r}")
+            code = totp_code(OTP_SECRET, time.time() + offset)
+            grant = await api.otp_grant(mfa_token, code)
+            return meter.finish(None if isinstance(grant, TokenSet) else f"mfa-otp {grant!r}")
+
+        await _workers(meter, concurrency, flow)
+    return meter.result()
+
+
 # -- the Locust client --------------------------------------------------------------------------
 
 
@@ -463,7 +503,8 @@ def client_main(args: argparse.Namespace) -> int:
     if kind == "locust":
         result = run_locust(opts)
     else:
-        main = run_engine(opts) if kind == "engine" else run_raw(opts)
+        runs = {"engine": run_engine, "api": run_api, "raw": run_raw}
+        main = runs[kind](opts)
         result = _run_bounded(main, opts["max_seconds"], use_uvloop=loop == "uvloop")
     result["run"] = opts["run"]
     result["loop"] = loop
@@ -723,7 +764,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         default=",".join(RUNS),
-        help=f"comma-separated clients to measure (default: {','.join(RUNS)})",
+        help=f"comma-separated clients to measure (default: {','.join(RUNS)}; also "
+        f"{','.join(EXTRA_RUNS)})",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--flows", type=int, default=6000, help="measured flows per client run")
@@ -751,7 +793,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.flows, args.warmup, args.concurrency, args.rounds = 200, 50, 20, 1
         args.max_seconds = 30.0
     args.run_list = [r for r in args.runs.split(",") if r]
-    unknown = set(args.run_list) - set(RUNS)
+    unknown = set(args.run_list) - set(RUNS) - set(EXTRA_RUNS)
     if args.role == "main" and unknown:
         parser.error(f"unknown runs {sorted(unknown)}: choose from {', '.join(RUNS)}")
     if min(args.flows, args.warmup, args.concurrency, args.rounds) < 1:

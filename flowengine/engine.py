@@ -13,7 +13,6 @@ timeouts work as asyncio intends.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -52,10 +51,10 @@ from flowengine.factors import (
     get_strategy,
     registered_factors,
 )
-from flowengine.gate import FifoGate
+from flowengine.gate import Deadlines, FifoGate
 from flowengine.idtoken import JwksCache
 from flowengine.lockout import FailedCodeLedger
-from flowengine.machine import FINAL_STATES, INITIAL_STATE, next_state
+from flowengine.machine import FINAL_STATES, INITIAL_STATE, TABLE, next_state
 from flowengine.replies import (
     Authenticator,
     ErrorKind,
@@ -156,6 +155,8 @@ class Engine:
             credentials if credentials is not None else InMemoryCredentials()
         )
         self.gate = FifoGate(self.config.pool.in_flight)
+        self.deadlines = Deadlines()
+        """The time limits of the logins (and steps) in flight, on one timer per limit."""
         self._session = session
         self._owns_session = session is None
         self._code_source = code_source
@@ -240,15 +241,18 @@ class Engine:
         started = self.clock.monotonic()
         login = _Login(self, api, username, password, factor, phone, email)
         limit = self.config.timeouts.login if timeout is _UNSET else timeout
-        await self.gate.acquire()
+        gate = self.gate
+        if not gate.try_acquire():
+            await gate.acquire()
         login.holding = True
         try:
-            login.path.append(StepRecord("queue", self.clock.monotonic() - started, _OK))
+            login.mark = admitted = self.clock.monotonic()
+            login.path.append(StepRecord("queue", admitted - started, _OK))
             try:
                 if limit is None:
                     await login.run()
                 else:
-                    async with asyncio.timeout(limit):
+                    with self.deadlines.timeout(limit):
                         await login.run()
             except (FactorTimeout, StepTimeout) as exc:
                 login.failed_by(exc, outcome=TIMEOUT)
@@ -260,7 +264,7 @@ class Engine:
                 login.error_description = f"the login took longer than {limit:g} s"
         finally:
             if login.holding:
-                self.gate.release()
+                gate.release()
         result = login.result(self.clock.monotonic() - started)
         if login.log is not None:
             login.log.debug(
@@ -319,6 +323,7 @@ class _Login:
         "flow_id",
         "holding",
         "log",
+        "mark",
         "mfa_token",
         "otp_counters",
         "outcome",
@@ -376,6 +381,8 @@ class _Login:
         self.enrolled = False
         self.holding = False
         self.waited = 0.0
+        self.mark = 0.0
+        """When the last step (or the queue) ended: where the next step starts."""
         self.state = INITIAL_STATE
         self.outcome = FAILED
         self.error: str | None = None
@@ -417,7 +424,8 @@ class _Login:
         await self.clock.sleep(seconds)
         await gate.acquire()
         self.holding = True
-        seconds = self.clock.monotonic() - started
+        self.mark = ended = self.clock.monotonic()
+        seconds = ended - started
         self.waited += seconds
         self.path.append(StepRecord(step, seconds, _OK))
 
@@ -433,7 +441,7 @@ class _Login:
                 trigger = await _HANDLERS[state](self)
             else:
                 trigger = await self.run_step(_HANDLERS[state], step_timeout)
-            state = next_state(state, trigger)
+            state = TABLE.get((state, trigger)) or next_state(state, trigger)
         if state == "token":
             self.state = state
             await self.on_token()
@@ -441,7 +449,7 @@ class _Login:
     async def run_step(self, handler: _Handler, limit: float) -> str:
         """Run one state's handler within the per-step timeout."""
         try:
-            async with asyncio.timeout(limit):
+            with self.engine.deadlines.timeout(limit):
                 return await handler(self)
         except TimeoutError as exc:
             if isinstance(exc, FlowEngineError):
@@ -451,8 +459,13 @@ class _Login:
             ) from None
 
     def step(self, name: str, started: float, outcome: str = _OK, waited: float = 0.0) -> None:
-        """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`."""
-        seconds = self.clock.monotonic() - started - waited
+        """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`.
+
+        A step begins where the one before it ended (:attr:`mark`): one clock reading per
+        step, and the few microseconds between two steps count in the later one.
+        """
+        self.mark = now = self.clock.monotonic()
+        seconds = now - started - waited
         self.path.append(StepRecord(name, seconds, outcome))
         if self.log is not None:
             self.log.debug(
@@ -484,7 +497,7 @@ class _Login:
             self.factor_name = exc.factor
 
     async def on_password(self) -> str:
-        started = self.clock.monotonic()
+        started = self.mark
         config = self.config
         reply = await self.api.password_grant(
             self.username,
@@ -508,21 +521,26 @@ class _Login:
         return "list_authenticators"
 
     async def on_authenticators(self) -> str:
-        started = self.clock.monotonic()
+        started = self.mark
         reply = await self.api.list_authenticators(self.mfa_token)
         if isinstance(reply, ErrorReply):
             self.step("authenticators", started, error_kind_name(reply))
             return self.on_error_reply(reply)
         self.step("authenticators", started)
         self.learn(reply)
-        has_active = any(a.active for a in reply)
+        has_active = False
+        for authenticator in reply:
+            if authenticator.active:
+                has_active = True
+                break
         strategy = self.choose(reply, has_active)
         if strategy is None:
             return "fail"
         self.strategy = strategy
         if not has_active:
             return "enroll"
-        self.authenticator = strategy.find(reply)
+        if self.authenticator is None:
+            self.authenticator = strategy.find(reply)
         self.pending = Pending(
             authenticator_id=self.authenticator.id if self.authenticator else None
         )
@@ -544,9 +562,11 @@ class _Login:
                 if get_strategy(name).can_enroll:
                     return get_strategy(name)
             return self._no_factor("cannot_enroll", "no factor of factor_order can be enrolled")
+        self.authenticator = None
         if self.factor_name is not None:
             strategy = get_strategy(self.factor_name)
-            if strategy.find(authenticators) is None:
+            self.authenticator = strategy.find(authenticators)
+            if self.authenticator is None:
                 return self._no_factor(
                     "factor_not_enrolled",
                     f"the user has active authenticators, but no {self.factor_name!r}",
@@ -561,7 +581,9 @@ class _Login:
             if name in self.used_factors:
                 continue
             strategy = get_strategy(name)
-            if strategy.find(authenticators) is not None and strategy.usable(self):
+            found = strategy.find(authenticators)
+            if found is not None and strategy.usable(self):
+                self.authenticator = found
                 return strategy
         return self._no_factor(
             "no_usable_factor", "none of the user's enrolled factors can be used by this engine"
@@ -574,11 +596,12 @@ class _Login:
     def learn(self, authenticators: list[Authenticator]) -> None:
         """Remember the user's authenticators; write only when they changed."""
         known = self.credentials.authenticators
-        if len(known) == len(authenticators) and all(
-            k.id == a.id and k.active == a.active
-            for k, a in zip(known, authenticators, strict=True)
-        ):
-            return
+        if len(known) == len(authenticators):
+            for k, a in zip(known, authenticators, strict=True):
+                if k.id != a.id or k.active != a.active:
+                    break
+            else:
+                return
         stored = tuple(
             StoredAuthenticator(id=a.id, factor=_factor_of(a), active=a.active)
             for a in authenticators
@@ -587,7 +610,7 @@ class _Login:
 
     async def on_associate(self) -> str:
         assert self.strategy is not None
-        started = self.clock.monotonic()
+        started = self.mark
         reply = await self.strategy.enroll(self)
         if isinstance(reply, ErrorReply):
             self.step("associate", started, error_kind_name(reply))
@@ -600,7 +623,7 @@ class _Login:
     async def on_challenge(self) -> str:
         assert self.strategy is not None
         assert self.authenticator is not None
-        started = self.clock.monotonic()
+        started = self.mark
         reply = await self.strategy.challenge(self, self.authenticator)
         if isinstance(reply, ErrorReply):
             self.step("challenge", started, error_kind_name(reply))
@@ -625,7 +648,7 @@ class _Login:
                 f"{spent:.0f} failed codes recently: stopped before Auth0's lockout"
                 f" ({policy.share:.0%} of {policy.burst} may be spent)",
             )
-        started = self.clock.monotonic()
+        started = self.mark
         waited = self.waited
         step = f"grant:{strategy.grant}"
         try:
@@ -681,7 +704,7 @@ class _Login:
         self.outcome = SUCCESS
         tokens = self.tokens
         if tokens is not None and tokens.id_token and self.config.validate_id_token:
-            started = self.clock.monotonic()
+            started = self.mark
             try:
                 await self.engine.validate_id_token(tokens.id_token)
             except TokenValidationError as exc:
