@@ -93,14 +93,17 @@ def _password(
 
 
 def _scope_param(params: dict[str, Any]) -> str | None:
+    """The requested scope; None when absent or blank. An empty scope is no scope-token at all
+    (RFC 6749 §3.3) and means "not given": auth0-python's ``refresh_token()`` always sends
+    ``"scope": ""``, and Auth0 then keeps the refresh token's scopes."""
     scope = params.get("scope")
     if scope is None:
         return None
     if isinstance(scope, list) and all(isinstance(s, str) for s in scope):
-        return " ".join(scope)
+        scope = " ".join(scope)
     if not isinstance(scope, str):
         raise OAuthError(400, "invalid_scope", "Scope must be an array or a string")
-    return scope
+    return scope if scope.strip() else None
 
 
 def _mfa_context(
