@@ -302,6 +302,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+QUIET_SHARE = 0.05
+"""A run is quiet when other work took at most this share of the client's core."""
+
+
+def _quiet(row: dict[str, Any]) -> bool:
+    others = row["others_cpu_s"][1]
+    return others is not None and others <= QUIET_SHARE * row["seconds"]
+
+
 async def measure_single(
     args: argparse.Namespace, target: Target, store: str, cpus: list[int | None]
 ) -> list[Any]:
@@ -335,7 +344,9 @@ async def measure_workers(
             pair[workers] = {"workers": workers, **await run_workers(target, plan, workers, cpus)}
             print(f"  {workers} worker(s): {pair[workers]['flows_per_s']} flows/s", flush=True)
         one, two = pair[1]["flows_per_client_cpu_s"], pair[2]["flows_per_client_cpu_s"]
-        rounds.append({"one": pair[1], "two": pair[2], "ratio": two / one if one and two else None})
+        ratio = two / one if one and two else None
+        quiet = all(_quiet(pair[w]) for w in (1, 2))
+        rounds.append({"one": pair[1], "two": pair[2], "ratio": ratio, "quiet": quiet})
     return rounds
 
 
@@ -368,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     report(results)
     ratios = [r["ratio"] for r in results["rounds"] if r["ratio"] is not None]
     ratio = statistics.median(ratios) if ratios else None
+    quiet = [r["ratio"] for r in results["rounds"] if r["ratio"] is not None and r["quiet"]]
     summary = {
         "efficiency_ratio_2_vs_1": None if ratio is None else round(ratio, 3),
+        "quiet_rounds": len(quiet),
+        "efficiency_ratio_quiet": round(statistics.median(quiet), 3) if quiet else None,
         "target": TARGET_RATIO,
         "met": None if ratio is None else ratio >= TARGET_RATIO,
         "flows_per_s_1_worker": _median(r["one"]["flows_per_s"] for r in results["rounds"]),
@@ -380,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         f"client CPU efficiency, 2 workers / 1 worker: {_fmt_ratio(ratio)}"
         f" (target >= {TARGET_RATIO}: {'met' if summary['met'] else 'NOT met'});"
         f" flows/s {summary['flows_per_s_1_worker']} with 1 worker,"
-        f" {summary['flows_per_s_2_workers']} with 2"
+        f" {summary['flows_per_s_2_workers']} with 2 (medians of {len(ratios)} rounds);"
+        f" quiet rounds (others <= {QUIET_SHARE:.0%} of the client core):"
+        f" {len(quiet)}, ratio {_fmt_ratio(summary['efficiency_ratio_quiet'])}"
     )
     _common.write_json(args.json, {"setup": info, **results, "summary": summary})
     print(f"json: {args.json}")
@@ -394,6 +410,10 @@ def _median(values: Any) -> float | None:
 
 def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _ratio_cell(pair: dict[str, Any]) -> str:
+    return _fmt_ratio(pair["ratio"]) + ("" if pair["quiet"] else " (busy)")
 
 
 def _others_text(values: list[float | None]) -> str:
@@ -448,7 +468,7 @@ def report(results: dict[str, Any]) -> None:
                     _common.fmt(r["ray_daemons_cpu_s"], 2),
                     _common.fmt(r["p99_ms"], 2),
                     _others_text(r["others_cpu_s"]),
-                    _fmt_ratio(pair["ratio"]) if key == "two" else "",
+                    _ratio_cell(pair) if key == "two" else "",
                 ]
             )
     _common.print_table(
