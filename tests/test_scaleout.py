@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import select
 import signal
@@ -27,7 +28,7 @@ from flowengine.errors import ConfigError
 from flowengine.exitcodes import ExitCode
 from flowengine.runner import RunResult
 from flowengine.scaleout import ScaleOut, ray_session, split_scenario
-from flowengine.spec import ClosedLoad, OpenLoad, Scenario, parse_scenario
+from flowengine.spec import ClosedLoad, CsvUsers, OpenLoad, Scenario, parse_scenario
 from flowengine.stats import FLOW, HIGHEST_US, PERCENTILES
 
 pytestmark = pytest.mark.slow
@@ -92,6 +93,24 @@ def test_split_refuses_fewer_virtual_users_than_workers(tmp_path: Path) -> None:
     plan = scenario(tmp_path, 100, {"model": "closed", "users": 3, "iterations": 10})
     with pytest.raises(ConfigError, match=r"load\.users"):
         split_scenario(plan, 4)
+
+
+def test_split_makes_every_path_absolute(tmp_path: Path) -> None:
+    """Shards run in other directories: the users CSV and the store are named absolutely."""
+    (tmp_path / "users.csv").write_text("username,password\na@x.test,A\nb@x.test,B\n")
+    relative = Path(os.path.relpath(tmp_path))
+    plan = parse_scenario(
+        {
+            "users": {"csv": "users.csv"},
+            "credentials": "sqlite:///creds.db",
+            "load": {"model": "closed", "users": 2, "iterations": 2},
+        },
+        source="scaleout.yaml",
+        base_dir=relative,
+    )
+    for shard in split_scenario(plan, 2):
+        assert isinstance(shard.users, CsvUsers) and shard.users.path.is_absolute()
+        assert shard.credentials.startswith("sqlite:////")
 
 
 def test_merged_totals_equal_the_sum_of_the_shards(

@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 
 from flowengine.errors import ConfigError
-from flowengine.spec import ClosedLoad, OpenLoad, Scenario, Stage
+from flowengine.spec import ClosedLoad, CsvUsers, OpenLoad, Scenario, Stage
 
 __all__ = ["absolute_store", "split_counts", "split_scenario"]
 
@@ -88,7 +88,8 @@ def _check(scenario: Scenario, workers: int) -> None:
 def split_scenario(scenario: Scenario, workers: int) -> list[Scenario]:
     """``workers`` shard scenarios that together make ``scenario`` (ConfigError if they cannot).
 
-    The credential store spec is made absolute, so that every shard names the same file.
+    Paths (the credential store, a users CSV, a CA bundle) are made absolute, so that every
+    shard names the same files wherever it runs.
     """
     _check(scenario, workers)
     load = scenario.load
@@ -122,8 +123,25 @@ def split_scenario(scenario: Scenario, workers: int) -> list[Scenario]:
             )
             for i in range(workers)
         ]
-    credentials = absolute_store(scenario.credentials)
+    scenario = _absolute_paths(scenario)
     return [
-        attrs.evolve(scenario, users=users, load=shard_load, credentials=credentials)
+        attrs.evolve(scenario, users=users, load=shard_load)
         for users, shard_load in zip(scenario.users.partition(workers), loads, strict=True)
     ]
+
+
+def _absolute_paths(scenario: Scenario) -> Scenario:
+    """The scenario with every file it names as an absolute path (shards run elsewhere)."""
+    users = scenario.users
+    if isinstance(users, CsvUsers):
+        users = attrs.evolve(users, path=users.path.absolute())
+    target = scenario.target
+    if target is not None and target.ca_bundle is not None:
+        target = attrs.evolve(target, ca_bundle=target.ca_bundle.absolute())
+    return attrs.evolve(
+        scenario,
+        base_dir=scenario.base_dir.absolute(),
+        users=users,
+        target=target,
+        credentials=absolute_store(scenario.credentials),
+    )
