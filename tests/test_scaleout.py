@@ -301,3 +301,21 @@ def test_cli_interrupt_stops_every_worker_and_writes_reports(
     assert report["meta"]["interrupted"] and summary["succeeded"] > 0
     assert summary["in_flight"] == 0 and summary["cancelled"] == 0
     assert report["summary"]["duration_s"] < 50
+
+
+def test_default_run_never_imports_ray(tmp_path: Path) -> None:
+    """Without --workers, a whole run happens in-process and Ray is never imported."""
+    path = _write_scenario(tmp_path, "{model: closed, users: 2, iterations: 4}")
+    code = (
+        "import sys\n"
+        "from flowengine.cli import main\n"
+        "try:\n"
+        f"    main(['run', {str(path)!r}, '--no-report', '--no-live'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
