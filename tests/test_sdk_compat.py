@@ -92,7 +92,15 @@ TENANT = EmulatorConfig(
             factors=(FactorSeed(type="otp", secret=OTP_SECRET),),
             recovery_code=RECOVERY_CODE,
         ),
+        UserConfig(
+            username="opaque@example.test",
+            password="opaque-pw",
+            factors=(FactorSeed(type="otp", secret=OTP_SECRET),),
+        ),
         UserConfig(username="nomfa@example.test", password="nomfa-pw", mfa_required=False),
+        UserConfig(
+            username="push@example.test", password="push-pw", factors=(FactorSeed(type="push"),)
+        ),
         UserConfig(
             username="js@example.test",
             password="js-pw",
@@ -406,6 +414,18 @@ def test_userinfo(emulator: Served, tokens: dict[str, Any]) -> None:
     assert profile["sub"].startswith("auth0|")
 
 
+def test_userinfo_with_an_opaque_access_token(emulator: Served) -> None:
+    """Users.userinfo takes the opaque access token of a login that named no audience."""
+    client = get_token(emulator)
+    token = mfa_token(
+        client, "opaque@example.test", "opaque-pw", audience=None, scope="openid email"
+    )
+    result = mfa_grant(client, OTP, token, otp=pyotp.TOTP(OTP_SECRET).now())
+    assert result["access_token"].count(".") == 4
+    profile = Users(emulator.domain, protocol="http").userinfo(result["access_token"])
+    assert profile["email"] == "opaque@example.test"
+
+
 def test_token_verifier(emulator: Served, tokens: dict[str, Any]) -> None:
     """TokenVerifier accepts the ID token: RS256 key from the JWKS, iss, aud, exp, iat."""
     claims = verifier(emulator).verify(tokens["id_token"])
@@ -477,6 +497,7 @@ def test_javascript_sdks(tmp_path: Path) -> None:
                 "new": {"username": "user50@example.test", "password": "Passw0rd!50"},
                 "sms": {"username": "js@example.test", "password": "js-pw"},
                 "noMfa": {"username": "nomfa@example.test", "password": "nomfa-pw"},
+                "push": {"username": "push@example.test", "password": "push-pw"},
             },
         }
         env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(cert)}
@@ -490,4 +511,4 @@ def test_javascript_sdks(tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
-    assert len(report["steps"]) == 9, report
+    assert len(report["steps"]) == 11, report

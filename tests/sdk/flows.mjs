@@ -137,6 +137,57 @@ await step("auth-js: getUserInfo", async () => {
   return {};
 });
 
+await step("auth-js: push challenge pending until approved, then mfa.verify oob", async () => {
+  const push = users.push;
+  const token = await mfaToken(push.username, push.password);
+  const listed = await authJs.mfa.listAuthenticators({ mfaToken: token });
+  const device = listed.find((a) => a.id.startsWith("push|"));
+  const sent = await authJs.mfa.challengeAuthenticator({
+    challengeType: "oob",
+    authenticatorId: device.id,
+    mfaToken: token,
+  });
+  check(sent.oobCode && sent.bindingMethod === undefined, `push challenge ${JSON.stringify(sent)}`);
+  let pending;
+  try {
+    await authJs.mfa.verify({ mfaToken: token, factorType: "oob", oobCode: sent.oobCode });
+  } catch (error) {
+    pending = error;
+  }
+  check(pending?.cause?.error === "authorization_pending", `before approval: ${pending}`);
+  const url = `https://${domain}/_emulator/push/${encodeURIComponent(push.username)}/approve`;
+  check((await fetch(url, { method: "POST" })).ok, "approved through the control API");
+  const result = await authJs.mfa.verify({ mfaToken: token, factorType: "oob", oobCode: sent.oobCode });
+  check(result.accessToken, "an access token");
+  return {};
+});
+
+await step("auth-js: mfa.deleteAuthenticator with an MFA-API access token", async () => {
+  const sms = users.sms;
+  let token;
+  try {
+    await authJs.getTokenByPassword({
+      username: sms.username,
+      password: sms.password,
+      audience: `https://${domain}/mfa/`,
+      scope: "enroll read:authenticators remove:authenticators",
+    });
+  } catch (error) {
+    if (!isMfaRequiredError(error)) throw error;
+    token = error.cause.mfa_token;
+  }
+  const listed = await authJs.mfa.listAuthenticators({ mfaToken: token });
+  const phone = listed.find((a) => a.id.startsWith("sms|"));
+  const sent = await authJs.mfa.challengeAuthenticator({ challengeType: "oob", authenticatorId: phone.id, mfaToken: token });
+  const code = await lastCode(sms.username);
+  const mfaApi = await authJs.mfa.verify({ mfaToken: token, factorType: "oob", oobCode: sent.oobCode, bindingCode: code });
+  // The SDK names the bearer mfaToken; deleting takes an access token for the MFA API (§8).
+  await authJs.mfa.deleteAuthenticator({ authenticatorId: phone.id, mfaToken: mfaApi.accessToken });
+  const left = await authJs.mfa.listAuthenticators({ mfaToken: mfaApi.accessToken });
+  check(!left.some((a) => a.id === phone.id), `still listed: ${JSON.stringify(left)}`);
+  return { left: left.map((a) => a.id.split("|")[0]) };
+});
+
 // --- auth0 (node-auth0): AuthenticationClient has the password and refresh grants -----------
 await step("node-auth0: oauth.passwordGrant answers 403 mfa_required", async () => {
   try {
