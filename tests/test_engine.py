@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -14,9 +14,10 @@ from structlog.testing import capture_logs
 
 from flowengine.clock import ManualClock
 from flowengine.config import PushPolling
-from flowengine.credentials import InMemoryCredentials
+from flowengine.credentials import InMemoryCredentials, UserCredentials
 from flowengine.emulator import STATE_KEY, EmulatorConfig, create_app
 from flowengine.emulator.config import PopulationConfig
+from flowengine.emulator.tenant import parse_tenant
 from flowengine.engine import Engine
 from flowengine.errors import UnknownFactor
 from flowengine.factors import CallbackCodeSource, EmulatorInbox
@@ -326,3 +327,62 @@ async def test_otp_step_is_remembered_across_engines(aiohttp_server: AiohttpServ
             result = await other.login(*user(20), factor="otp")
         assert result.ok, result
         assert "otp_wait" in steps(result)
+
+
+async def test_chained_mfa_continues_with_another_factor(aiohttp_server: AiohttpServer) -> None:
+    """An MFA grant answering mfa_required again (chained MFA) goes on with a second factor."""
+    secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    config = parse_tenant(
+        {
+            "users": [
+                {
+                    "username": "carol@example.test",
+                    "password": "carol-pw",
+                    "phone_number": "+15550100003",
+                    "factors": [{"type": "otp", "secret": secret}, "sms"],
+                }
+            ],
+            "settings": {"control_api": True},
+        }
+    )
+    app = create_app(config, clock=ManualClock())
+    chained: list[str] = []
+
+    @web.middleware
+    async def second_factor_policy(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The tenant asks for a second factor after the OTP grant (as an Action could)."""
+        response = await handler(request)
+        form = await request.post() if request.path == "/oauth/token" else {}
+        if (
+            form.get("grant_type", "").endswith("mfa-otp")
+            and response.status == 200
+            and not chained
+        ):
+            chained.append("otp")
+            body = {
+                "error": "mfa_required",
+                "error_description": "Multifactor authentication required",
+                "mfa_token": str(form["mfa_token"]),
+            }
+            return web.json_response(body, status=403)
+        return response
+
+    app.middlewares.append(second_factor_policy)
+    server = await aiohttp_server(app)
+    store = InMemoryCredentials()
+    store.put(UserCredentials(username="carol@example.test", otp_secret=secret))
+    async with Engine(
+        domain=str(server.make_url("")),
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        credentials=store,
+        clock=ManualClock(),
+    ) as engine:
+        result = await engine.login("carol@example.test", "carol-pw", factor="otp")
+    assert result.ok, result
+    assert chained == ["otp"]
+    grants = [r.step for r in result.path if r.step.startswith("grant:")]
+    assert grants == ["grant:mfa-otp", "grant:mfa-oob"]
+    assert result.factor == "sms"
