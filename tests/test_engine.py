@@ -354,12 +354,9 @@ async def test_chained_mfa_continues_with_another_factor(aiohttp_server: Aiohttp
     ) -> web.StreamResponse:
         """The tenant asks for a second factor after the OTP grant (as an Action could)."""
         response = await handler(request)
-        form = await request.post() if request.path == "/oauth/token" else {}
-        if (
-            form.get("grant_type", "").endswith("mfa-otp")
-            and response.status == 200
-            and not chained
-        ):
+        form = dict(await request.post()) if request.path == "/oauth/token" else {}
+        grant = str(form.get("grant_type", ""))
+        if grant.endswith("mfa-otp") and response.status == 200 and not chained:
             chained.append("otp")
             body = {
                 "error": "mfa_required",
