@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "run": "flowengine.run_cli:run_command",
     "validate": "flowengine.validate_cli:validate_command",
     "graph": "flowengine.machine:graph_command",
+    "store": "flowengine.store_cli:store_command",
 }
 
 _HELP: dict[str, str] = {
@@ -28,6 +29,7 @@ _HELP: dict[str, str] = {
     "run": "Run a scenario file (load or journeys).",
     "validate": "Check a scenario file without running it.",
     "graph": "Print the login flow's state machine (Mermaid, SVG or PNG).",
+    "store": "List, export and import the credential store.",
 }
 
 
