@@ -17,6 +17,7 @@ each naming the endpoint (and the status when there was one). Cancellation propa
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from ssl import SSLContext
@@ -28,6 +29,7 @@ import orjson
 from yarl import URL
 
 from flowengine.errors import ConfigError, ProtocolError, RequestTimeout, TransportError
+from flowengine.gate import Deadlines
 from flowengine.replies import (
     Association,
     Authenticator,
@@ -84,6 +86,7 @@ GRANT_MFA_OOB: Final = "http://auth0.com/oauth/grant-type/mfa-oob"
 GRANT_MFA_RECOVERY_CODE: Final = "http://auth0.com/oauth/grant-type/mfa-recovery-code"
 GRANT_REFRESH_TOKEN: Final = "refresh_token"
 
+_NO_LIMIT: Final = contextlib.nullcontext()
 _FORM: Final = "application/x-www-form-urlencoded"
 _JSON: Final = "application/json"
 _AUTH_METHODS: Final = frozenset({"client_secret_post", "client_secret_basic", "none"})
@@ -169,12 +172,14 @@ class AuthClient:
         "_authenticators_prefix",
         "_authenticators_url",
         "_challenge_url",
+        "_deadlines",
         "_grant_client",
         "_grant_form",
         "_json_headers",
         "_jwks_url",
         "_mfa_client",
         "_oidc_url",
+        "_request_timeout",
         "_session",
         "_timeout",
         "_token_headers",
@@ -222,7 +227,12 @@ class AuthClient:
         self._userinfo_url = URL(f"{base}/userinfo", encoded=True)
         self._oidc_url = URL(f"{base}/.well-known/openid-configuration", encoded=True)
         self._jwks_url = URL(f"{base}/.well-known/jwks.json", encoded=True)
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        # Each request is bounded by one of our deadlines, on one loop timer for every
+        # request in flight, instead of a timer per request (aiohttp's timeouts); aiohttp is
+        # told not to time it out (total=None), whatever the session's own settings.
+        self._request_timeout = request_timeout
+        self._deadlines = Deadlines()
+        self._timeout = aiohttp.ClientTimeout(total=None)
 
         secret = client_secret if auth_method != "none" else None
         # The secret goes in the body of the password/refresh grants only for Post...
@@ -259,21 +269,23 @@ class AuthClient:
     ) -> tuple[int, bytes, str, Mapping[str, str]]:
         """Send one request; return the status, body, content type and headers."""
         status: int | None = None
+        limit = self._request_timeout
         try:
-            async with self._session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-                return status, body, resp.headers.get("Content-Type", ""), resp.headers
+            with _NO_LIMIT if limit is None else self._deadlines.timeout(limit):
+                async with self._session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                    return status, body, resp.headers.get("Content-Type", ""), resp.headers
         except TimeoutError as exc:
             raise RequestTimeout(
-                f"{endpoint}: no complete answer within {self._timeout.total} s",
+                f"{endpoint}: no complete answer within {limit} s",
                 endpoint=endpoint,
                 status=status,
             ) from exc
