@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Literal
@@ -27,6 +26,7 @@ from flowengine.exitcodes import ExitCode
 from flowengine.live import LiveView
 from flowengine.log import configure_logging
 from flowengine.runner import Runner, RunOverrides, RunResult, apply_overrides
+from flowengine.signals import run_with_signals
 from flowengine.spec import load_scenario, parse_duration, parse_rate
 
 __all__ = ["default_report_dir", "print_summary", "run_command"]
@@ -132,27 +132,6 @@ def _print_tail(result: RunResult, console: Console) -> None:
         console.print(f"{mark} {threshold.describe()}")
     for kind, path in result.reports.items():
         console.print(f"{kind}: {path}")
-
-
-async def _run(runner: Runner) -> RunResult:
-    loop = asyncio.get_running_loop()
-    presses = 0
-
-    def on_signal() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            runner.stop()
-        else:
-            runner.abort()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        return await runner.run()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 @click.command("run")
@@ -279,7 +258,7 @@ def run_command(
                 acknowledge_load_test=acknowledge_load_test,
                 notify=lambda message: err.print(message, markup=False, highlight=False),
             )
-            result = asyncio.run(_run(runner))
+            result = asyncio.run(run_with_signals(runner))
     except (ConfigError, CredentialStoreError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.BAD_INPUT)

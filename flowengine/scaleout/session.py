@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -22,6 +21,7 @@ from flowengine.live import LiveView
 from flowengine.runner import DEFAULT_GRACE, RunResult
 from flowengine.scaleout.driver import ScaleOut
 from flowengine.scaleout.state import CredentialMode, LossPolicy, import_ray
+from flowengine.signals import run_with_signals
 from flowengine.spec import Scenario
 
 __all__ = ["OBJECT_STORE_BYTES", "ray_session", "run_scaled"]
@@ -65,27 +65,6 @@ def ray_session(*, workers: int, address: str | None = None) -> Iterator[Any]:
         ray.shutdown()
 
 
-async def _with_signals(scale: ScaleOut) -> RunResult:
-    loop = asyncio.get_running_loop()
-    presses = 0
-
-    def on_signal() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            scale.stop()
-        else:
-            scale.abort()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        return await scale.run()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 def run_scaled(
     scenario: Scenario,
     *,
@@ -114,4 +93,4 @@ def run_scaled(
         acknowledge_load_test=acknowledge_load_test,
     )
     with ray_session(workers=workers, address=address):
-        return asyncio.run(_with_signals(scale))
+        return asyncio.run(run_with_signals(scale))
