@@ -666,7 +666,7 @@ def run_client(run: str, opts: dict[str, Any]) -> dict[str, Any]:
         try:
             if opts.get("py_spy"):
                 out = Path(opts["py_spy"]) / (run.replace("/", "-") + ".collapsed.txt")
-                spy_args = ["--rate", "250", "--nonblocking", "--format", "raw", "--output"]
+                spy_args = ["--rate", "250", "--format", "raw", "--output"]
                 spy = subprocess.Popen(
                     [_py_spy(), "record", "--pid", str(proc.pid), *spy_args, str(out)],
                     stdout=subprocess.DEVNULL,
@@ -814,7 +814,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--py-spy",
         metavar="DIR",
-        help="profile every client run with py-spy (250 Hz, non-blocking) into DIR; prints "
+        help="profile every client run with py-spy (250 Hz) into DIR; prints "
         "the top of each profile (the profiled figures are perturbed: measure without it)",
     )
     parser.add_argument(

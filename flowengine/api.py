@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from ssl import SSLContext
 from typing import Any, Final, Literal
 from urllib.parse import quote, quote_plus
@@ -120,8 +120,18 @@ def _base_url(base_url: str) -> str:
 
 
 def _is_json(content_type: str) -> bool:
-    media = content_type.partition(";")[0].strip().lower()
-    return media == _JSON or (media.startswith("application/") and media.endswith("+json"))
+    known = _JSON_TYPES.get(content_type)
+    if known is None:
+        media = content_type.partition(";")[0].strip().lower()
+        known = media == _JSON or (media.startswith("application/") and media.endswith("+json"))
+        if len(_JSON_TYPES) >= 64:
+            _JSON_TYPES.clear()
+        _JSON_TYPES[content_type] = known
+    return known
+
+
+_JSON_TYPES: dict[str, bool] = {}
+"""Content types seen, and whether they are JSON (a server sends one or two)."""
 
 
 _FORM_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.~-]")
@@ -380,7 +390,7 @@ class AuthClient:
 
     # --- the calls ---------------------------------------------------------------------------
 
-    async def password_grant(
+    def password_grant(
         self,
         username: str,
         password: str,
@@ -388,7 +398,7 @@ class AuthClient:
         audience: str | None = None,
         scope: str | None = None,
         realm: str | None = None,
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """``grant_type=password``, or ``password-realm`` when a ``realm`` is given."""
         params = {
             "username": username,
@@ -397,33 +407,33 @@ class AuthClient:
             "scope": scope,
             "realm": realm,
         }
-        return await self._token(GRANT_PASSWORD if realm is None else GRANT_PASSWORD_REALM, params)
+        return self._token(GRANT_PASSWORD if realm is None else GRANT_PASSWORD_REALM, params)
 
-    async def otp_grant(self, mfa_token: str, otp: str) -> TokenSet | MfaRequired | ErrorReply:
+    def otp_grant(
+        self, mfa_token: str, otp: str
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """The ``mfa-otp`` grant with a TOTP code."""
-        return await self._token(GRANT_MFA_OTP, {"mfa_token": mfa_token, "otp": otp})
+        return self._token(GRANT_MFA_OTP, {"mfa_token": mfa_token, "otp": otp})
 
-    async def oob_grant(
+    def oob_grant(
         self, mfa_token: str, oob_code: str, binding_code: str | None = None
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """The ``mfa-oob`` grant: with the code sent to the user, or without (push polling)."""
         params = {"mfa_token": mfa_token, "oob_code": oob_code, "binding_code": binding_code}
-        return await self._token(GRANT_MFA_OOB, params)
+        return self._token(GRANT_MFA_OOB, params)
 
-    async def recovery_code_grant(
+    def recovery_code_grant(
         self, mfa_token: str, recovery_code: str
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """The ``mfa-recovery-code`` grant; the tokens carry the replacement code."""
         params = {"mfa_token": mfa_token, "recovery_code": recovery_code}
-        return await self._token(GRANT_MFA_RECOVERY_CODE, params)
+        return self._token(GRANT_MFA_RECOVERY_CODE, params)
 
-    async def refresh_token_grant(
+    def refresh_token_grant(
         self, refresh_token: str, *, scope: str | None = None
-    ) -> TokenSet | MfaRequired | ErrorReply:
+    ) -> Coroutine[Any, Any, TokenSet | MfaRequired | ErrorReply]:
         """The ``refresh_token`` grant (``scope`` may only narrow)."""
-        return await self._token(
-            GRANT_REFRESH_TOKEN, {"refresh_token": refresh_token, "scope": scope}
-        )
+        return self._token(GRANT_REFRESH_TOKEN, {"refresh_token": refresh_token, "scope": scope})
 
     async def list_authenticators(self, token: str) -> list[Authenticator] | ErrorReply:
         """``GET /mfa/authenticators`` with an mfa_token or an MFA-API access token."""

@@ -13,6 +13,7 @@ timeouts work as asyncio intends.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -68,6 +69,7 @@ from flowengine.retry import RetryingApi
 __all__ = ["Engine", "error_kind_name"]
 
 _UNSET: Final[Any] = object()
+_NO_LIMIT: Final = contextlib.nullcontext()
 _OK: Final = "ok"
 _ERROR_NAMES: Final[dict[type[BaseException], str]] = {}
 
@@ -249,11 +251,21 @@ class Engine:
             login.mark = admitted = self.clock.monotonic()
             login.path.append(StepRecord("queue", admitted - started, _OK))
             try:
-                if limit is None:
-                    await login.run()
-                else:
-                    with self.deadlines.timeout(limit):
-                        await login.run()
+                with _NO_LIMIT if limit is None else self.deadlines.timeout(limit):
+                    # Fire triggers until a final state; the table decides where each one
+                    # leads (inline here: one coroutine frame less under every request).
+                    state = login.state
+                    step_timeout = self.config.timeouts.step
+                    while state not in FINAL_STATES:
+                        login.state = state
+                        if step_timeout is None:
+                            trigger = await _HANDLERS[state](login)
+                        else:
+                            trigger = await login.run_step(_HANDLERS[state], step_timeout)
+                        state = TABLE.get((state, trigger)) or next_state(state, trigger)
+                    if state == "token":
+                        login.state = state
+                        await login.on_token()
             except (FactorTimeout, StepTimeout) as exc:
                 login.failed_by(exc, outcome=TIMEOUT)
             except FlowEngineError as exc:
@@ -429,22 +441,7 @@ class _Login:
         self.waited += seconds
         self.path.append(StepRecord(step, seconds, _OK))
 
-    # -- the run --------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Fire triggers until a final state; the table decides where each one leads."""
-        state = self.state
-        step_timeout = self.config.timeouts.step
-        while state not in FINAL_STATES:
-            self.state = state
-            if step_timeout is None:
-                trigger = await _HANDLERS[state](self)
-            else:
-                trigger = await self.run_step(_HANDLERS[state], step_timeout)
-            state = TABLE.get((state, trigger)) or next_state(state, trigger)
-        if state == "token":
-            self.state = state
-            await self.on_token()
+    # -- the run (its loop is in Engine.login) --------------------------------------------
 
     async def run_step(self, handler: _Handler, limit: float) -> str:
         """Run one state's handler within the per-step timeout."""

@@ -366,6 +366,25 @@ def _expires_in(value: Any, endpoint: str, status: int) -> int | None:
 
 def parse_token_set(body: Any, *, endpoint: str, status: int) -> TokenSet:
     """A 2xx token answer as a :class:`TokenSet`."""
+    if type(body) is dict:
+        # The usual answer, checked in one expression; any other takes the long way below,
+        # which says what is wrong (and accepts the same answers).
+        get = body.get
+        access, token_type = get("access_token"), get("token_type")
+        expires, scope, id_token = get("expires_in"), get("scope"), get("id_token")
+        refresh, recovery = get("refresh_token"), get("recovery_code")
+        if (
+            type(access) is str
+            and access
+            and type(token_type) is str
+            and token_type
+            and (expires is None or type(expires) is int)
+            and (scope is None or type(scope) is str)
+            and (id_token is None or type(id_token) is str)
+            and (refresh is None or type(refresh) is str)
+            and (recovery is None or type(recovery) is str)
+        ):
+            return TokenSet(access, token_type, expires, scope, id_token, refresh, recovery)
     obj = _object(body, endpoint, status)
     return TokenSet(
         _req_str(obj, "access_token", endpoint, status),
@@ -504,6 +523,22 @@ def parse_token_reply(
 
 
 def _authenticator(item: Any, endpoint: str, status: int) -> Authenticator:
+    if type(item) is dict:
+        # The usual entry in one expression; any other takes the long way below.
+        get = item.get
+        ident, kind, active = get("id"), get("authenticator_type"), get("active")
+        channel, name, typ = get("oob_channel"), get("name"), get("type")
+        if (
+            type(ident) is str
+            and ident
+            and type(kind) is str
+            and kind
+            and type(active) is bool
+            and (type(channel) is str or (channel is None and "oob_channels" not in item))
+            and (name is None or type(name) is str)
+            and (typ is None or type(typ) is str)
+        ):
+            return Authenticator(ident, kind, active, channel, name, typ)
     obj = _object(item, endpoint, status)
     active = obj.get("active")
     if not isinstance(active, bool):

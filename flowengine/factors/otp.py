@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import functools
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from flowengine.credentials import UserCredentials
 from flowengine.errors import FactorError
 from flowengine.factors.base import (
     FactorContext,
@@ -47,6 +48,18 @@ def totp_code(secret: str, at: float) -> str:
     offset = digest[-1] & 0x0F
     value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
+
+
+_CREDENTIAL_FIELDS: Final = tuple(
+    (field.name, field.alias or field.name) for field in attrs.fields(UserCredentials) if field.init
+)
+
+
+def _with_otp_step(record: UserCredentials, step: int) -> UserCredentials:
+    """``attrs.evolve(record, last_otp_step=step)`` with the field list read once."""
+    values = {alias: getattr(record, name) for name, alias in _CREDENTIAL_FIELDS}
+    values["last_otp_step"] = step
+    return UserCredentials(**values)
 
 
 @register
@@ -118,5 +131,5 @@ class OtpFactor(FactorStrategy):
             step = int(now // TOTP_PERIOD)
         ctx.otp_counters[ctx.username] = step
         if ctx.config.remember_otp_steps:
-            ctx.save(attrs.evolve(ctx.credentials, last_otp_step=step))
+            ctx.save(_with_otp_step(ctx.credentials, step))
         return await ctx.api.otp_grant(ctx.mfa_token, totp_code(secret, now))
