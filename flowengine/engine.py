@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import random
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -319,9 +320,10 @@ class _Login:
     """One login in progress; it is also the :class:`FactorContext` its strategy sees."""
 
     __slots__ = (
+        "__weakref__",
+        "api",
         "authenticator",
         "chained",
-        "client",
         "clock",
         "code_source",
         "config",
@@ -367,8 +369,11 @@ class _Login:
         self.engine = engine
         self.clock = engine.clock
         self.retries: list[str] = []
-        self.client = api
         self.config = engine.config
+        # The wrapper reaches back to the login only when it retries, through a weak
+        # proxy: a strong reference would be a cycle, leaving every finished login to the
+        # garbage collector.
+        self.api = RetryingApi(api, self.config.retry, weakref.proxy(self), engine._rng)
         self.code_source = engine._code_source
         self.otp_counters = engine._otp_counters
         self.flow_id = next(engine._flow_ids)
@@ -401,15 +406,6 @@ class _Login:
         self.error_description: str | None = None
         self.status: int | None = None
         self.log = engine._debug_log()
-
-    @property
-    def api(self) -> RetryingApi:
-        """This login's API calls, retried within its budget.
-
-        Made on each use rather than kept: a wrapper kept here would point back at the
-        login, and that cycle would leave every finished login to the garbage collector.
-        """
-        return RetryingApi(self.client, self.config.retry, self, self.engine._rng)
 
     # -- FactorContext --------------------------------------------------------------------
 

@@ -142,14 +142,16 @@ class Deadline:
         self.__exit__(exc_type, exc, tb)
 
     def __enter__(self) -> Deadline:
-        task = asyncio.current_task()
+        queue = self._queue
+        loop = queue.loop or asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline needs a task")
         if self._cancelling >= 0:
             raise RuntimeError("a deadline is entered once")
         self._task = task
         self._cancelling = task.cancelling()
-        self._queue.add(self)
+        queue.add(self, loop)
         return self
 
     def __exit__(
@@ -171,7 +173,7 @@ class Deadline:
 class _DeadlineQueue:
     """The open blocks of one limit, in entry order, and the timer of the first one."""
 
-    __slots__ = ("_handle", "_loop", "_owner", "entries", "limit", "open")
+    __slots__ = ("_handle", "_owner", "entries", "limit", "loop", "open")
 
     def __init__(self, owner: Deadlines, limit: float) -> None:
         self._owner = owner
@@ -179,12 +181,11 @@ class _DeadlineQueue:
         self.entries: deque[Deadline] = deque()
         self.open = 0
         self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop of the open blocks (a queue is dropped when none is open)."""
 
-    def add(self, entry: Deadline) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+    def add(self, entry: Deadline, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         entry.when = loop.time() + self.limit
         self.entries.append(entry)
         self.open += 1
@@ -206,7 +207,7 @@ class _DeadlineQueue:
 
     def _expire(self) -> None:
         self._handle = None
-        loop = self._loop
+        loop = self.loop
         assert loop is not None
         now = loop.time()
         entries = self.entries
