@@ -5,6 +5,7 @@ Only exit codes and the shape of the JSON are checked: never a wall time or a ra
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -69,3 +70,60 @@ def test_scaling_quick_run_writes_its_json(tmp_path: Path) -> None:
             assert row["flows"] == 200 and row["failed"] == 0
             assert row["flows_per_client_cpu_s"] > 0
     assert data["summary"]["efficiency_ratio_2_vs_1"] > 0
+
+
+@pytest.mark.slow
+def test_client_cost_quick_run_writes_its_json(tmp_path: Path) -> None:
+    """client_cost.py --quick exits 0 and reports positive CPU and rates for every client;
+    without Locust it says so and still measures the engine and the raw loop."""
+    out = tmp_path / "client_cost.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "client_cost.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert {"setup", "rounds", "summary"} <= data.keys()
+    runs = {row["run"] for row in data["rounds"]}
+    assert {"engine/uvloop", "engine/asyncio", "raw/uvloop", "raw/asyncio"} <= runs
+    if importlib.util.find_spec("locust") is None:
+        assert "Locust is not installed" in done.stdout
+        assert "locust/gevent" not in runs
+    else:
+        assert "locust/gevent" in runs
+    for row in data["rounds"]:
+        for key in ("flows", "flows_per_s", "client_cpu_us", "server_cpu_us"):
+            assert row[key] > 0, (row["run"], key)
+        assert row["failed"] == 0, row
+    for name, ratio in data["summary"]["ratios"].items():
+        assert ratio["ratio"] > 0, name
+    assert data["summary"]["medians"]["engine/uvloop"]["client_cpu_us"] > 0
+
+
+@pytest.mark.slow
+def test_memory_quick_run_writes_its_json(tmp_path: Path) -> None:
+    """memory.py --quick exits 0 and reports the heap each held login adds, both ways."""
+    out = tmp_path / "memory.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "memory.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.read_text())
+    assert {"setup", "runs", "summary", "verdicts"} <= data.keys()
+    assert {(s["scenario"], s["flows"]) for s in data["summary"]} == {
+        (scenario, size) for scenario in ("queued", "parked") for size in (150, 300)
+    }
+    for entry in data["summary"]:
+        assert entry["traced_kib"] > 0, entry
+        assert isinstance(entry["rss_kib"], float), entry
+    queued = [s for s in data["summary"] if s["scenario"] == "queued"]
+    assert all(s["on_the_wire"] == 100 and s["queued_at_gate"] == s["flows"] - 100 for s in queued)
+    parked = [s for s in data["summary"] if s["scenario"] == "parked"]
+    assert all(s["parked"] == s["flows"] for s in parked)
