@@ -693,26 +693,60 @@ def _py_spy() -> str:
     return found
 
 
-def profile_top(path: Path, limit: int = 25) -> list[tuple[str, float, float]]:
-    """From py-spy's collapsed stacks: (function, self share, inclusive share), by self."""
+_LAYERS = (
+    ("aiohttp (+yarl, multidict)", ("aiohttp/", "yarl/", "multidict/")),
+    ("flowengine.api + replies", ("flowengine/api.py", "flowengine/replies.py")),
+    ("flowengine engine layer", ("flowengine/", "<attrs generated", "attr/")),
+    ("asyncio / uvloop", ("asyncio/", "uvloop/")),
+    ("Locust, geventhttpclient, gevent", ("locust/", "geventhttpclient/", "gevent/")),
+)
+
+
+_FLOW_FRAMES = (".flow (client_cost.py)", "._flow (client_cost.py)")
+"""The frames of the flows in the clients above (profiles leave out anything else)."""
+
+
+def _frame(raw: str) -> tuple[str, str]:
+    """``('name (file.py)', 'path')`` of one py-spy frame ``name (path:line)``."""
+    name, _, where = raw.partition(" (")
+    path = where.rpartition(":")[0] or where.rstrip(")")
+    return f"{name} ({path.rpartition('/')[2]})", path
+
+
+def _layer(path: str) -> str:
+    for layer, markers in _LAYERS:
+        if any(marker in path for marker in markers):
+            return layer
+    return "other (json, hmac, the benchmark...)"
+
+
+def profile_top(path: Path, limit: int = 25) -> dict[str, Any]:
+    """From py-spy's collapsed stacks of the flows (startup left out): the share of samples
+    per layer, and the functions with the most samples of their own (self, inclusive)."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    layers: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        frames = [_frame(f) for f in stack.split(";")]
+        if not any(name.endswith(_FLOW_FRAMES) for name, _ in frames):
+            continue  # imports, the store preload, the loop's own idle bookkeeping
         n = int(count)
         total += n
-        frames = [
-            f.split(" (")[0] + " " + f.rpartition("/")[2].split(":")[0] for f in stack.split(";")
-        ]
-        own[frames[-1]] += n
-        for frame in set(frames):
-            inclusive[frame] += n
+        own[frames[-1][0]] += n
+        layers[_layer(frames[-1][1])] += n
+        for name in {name for name, _ in frames}:
+            inclusive[name] += n
     if not total:
-        return []
-    return [(f, n / total, inclusive[f] / total) for f, n in own.most_common(limit)]
+        return {"samples": 0, "layers": {}, "top": []}
+    return {
+        "samples": total,
+        "layers": {layer: n / total for layer, n in layers.most_common()},
+        "top": [(f, n / total, inclusive[f] / total) for f, n in own.most_common(limit)],
+    }
 
 
 def _row(r: dict[str, Any], round_no: int) -> dict[str, Any]:
@@ -926,15 +960,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     summary = summarise(rows, runs)
     _print_results(rows, runs, summary)
+    profiles: dict[str, Any] = {}
     if args.py_spy:
         for run in runs:
             path = Path(args.py_spy) / (run.replace("/", "-") + ".collapsed.txt")
-            if path.exists():
-                print(f"\nprofile of {run} (last round; self %, inclusive %): {path}")
-                for name, own, incl in profile_top(path):
-                    print(f"  {own:6.1%} {incl:6.1%}  {name}")
+            if not path.exists():
+                continue
+            profiles[run] = profile = profile_top(path)
+            print(f"\nprofile of {run}, last round ({profile['samples']} samples in flows): {path}")
+            for layer, share in profile["layers"].items():
+                print(f"  {share:6.1%}  {layer}")
+            print("  self   incl.  function")
+            for name, own, incl in profile["top"]:
+                print(f"  {own:5.1%} {incl:6.1%}  {name}")
     if args.json:
-        _common.write_json(args.json, {"setup": info, "rounds": rows, "summary": summary})
+        _common.write_json(
+            args.json, {"setup": info, "rounds": rows, "summary": summary, "profiles": profiles}
+        )
         print(f"JSON: {args.json}")
     return 0 if all(r["flows"] > 0 for r in rows) else 1
 
