@@ -338,6 +338,7 @@ class _Login:
         "holding",
         "log",
         "mark",
+        "mark_waited",
         "mfa_token",
         "otp_counters",
         "outcome",
@@ -399,6 +400,7 @@ class _Login:
         self.holding = False
         self.waited = 0.0
         self.mark = 0.0
+        self.mark_waited = 0.0
         """When the last step (or the queue) ended: where the next step starts."""
         self.state = INITIAL_STATE
         self.outcome = FAILED
@@ -432,8 +434,7 @@ class _Login:
         await self.clock.sleep(seconds)
         await gate.acquire()
         self.holding = True
-        self.mark = ended = self.clock.monotonic()
-        seconds = ended - started
+        seconds = self.clock.monotonic() - started
         self.waited += seconds
         self.path.append(StepRecord(step, seconds, _OK))
 
@@ -451,14 +452,17 @@ class _Login:
                 f"step {self.state!r} took longer than {limit:g} s", state=self.state
             ) from None
 
-    def step(self, name: str, started: float, outcome: str = _OK, waited: float = 0.0) -> None:
-        """Record step ``name``, begun at ``started``, less ``waited`` spent in :meth:`wait`.
+    def step(self, name: str, started: float, outcome: str = _OK) -> None:
+        """Record step ``name``, begun at ``started``, less the time spent in :meth:`wait`
+        since then (a retry's backoff, an OTP window: recorded as steps of their own).
 
         A step begins where the one before it ended (:attr:`mark`): one clock reading per
         step, and the few microseconds between two steps count in the later one.
         """
-        self.mark = now = self.clock.monotonic()
-        seconds = now - started - waited
+        now = self.clock.monotonic()
+        seconds = now - started - (self.waited - self.mark_waited)
+        self.mark = now
+        self.mark_waited = self.waited
         self.path.append(StepRecord(name, seconds, outcome))
         if self.log is not None:
             self.log.debug(
@@ -642,26 +646,24 @@ class _Login:
                 f" ({policy.share:.0%} of {policy.burst} may be spent)",
             )
         started = self.mark
-        waited = self.waited
         step = f"grant:{strategy.grant}"
         try:
             reply = await strategy.verify(self, self.pending)
         except (TransportError, RequestTimeout, ProtocolError) as exc:
             # The code may have been spent: never send it again; start over with a new one.
-            self.step(step, started, error_kind_name(exc), waited=self.waited - waited)
+            self.step(step, started, error_kind_name(exc))
             if self.restarts < self.config.max_restarts and self.retry_allowed():
                 return self.start_over(step)
             raise
-        waited = self.waited - waited  # an OTP window wait is its own step
         if isinstance(reply, TokenSet):
-            self.step(step, started, waited=waited)
+            self.step(step, started)
             self.tokens = reply
             self.used_factors.append(strategy.name)
             if self.pending.enrolling:
                 self.save(self.credentials.with_enrolled(strategy.name))
             return "tokens_issued"
         if isinstance(reply, MfaRequired):
-            self.step(step, started, waited=waited)
+            self.step(step, started)
             self.used_factors.append(strategy.name)
             self.chained += 1
             if self.chained > self.config.max_chained:
@@ -669,7 +671,7 @@ class _Login:
             self.mfa_token = reply.mfa_token
             self.factor_name = None
             return "mfa_required"
-        self.step(step, started, error_kind_name(reply), waited=waited)
+        self.step(step, started, error_kind_name(reply))
         delay = strategy.retry_delay(self, self.pending, reply)
         if delay is not None:
             await self.wait(delay, "push_wait" if strategy.name == "push" else "retry_wait")

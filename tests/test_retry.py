@@ -139,6 +139,8 @@ async def test_retry_after_is_honoured(rig: Rig) -> None:
     result = await login(rig, 2, "otp")
     assert result.ok and result.retries == ("authenticators",)
     assert waits(result) == [pytest.approx(7.0)]
+    listed = [r.seconds for r in result.path if r.step == "authenticators"]
+    assert listed == [pytest.approx(0.0)], "the wait is its own step, not the listing's"
 
 
 async def test_rate_limit_reset_is_honoured(rig: Rig) -> None:
