@@ -165,7 +165,9 @@ class Engine:
         self._code_source = code_source
         self._api: AuthClient | None = None
         self._jwks: JwksCache | None = None
-        self._otp_counters: dict[str, int] = {}
+        self.otp_counters: dict[str, int] = {}
+        """Per user, the last TOTP time step this engine submitted (codes are single use);
+        engines that log the same users in may share one dict."""
         self.ledger = FailedCodeLedger(self.config.lockout, self.clock.monotonic)
         """Our account of each user's failed-code buckets (see :mod:`flowengine.lockout`)."""
         self._rng = random.Random()
@@ -376,7 +378,7 @@ class _Login:
         # garbage collector.
         self.api = RetryingApi(api, self.config.retry, weakref.proxy(self), engine._rng)
         self.code_source = engine._code_source
-        self.otp_counters = engine._otp_counters
+        self.otp_counters = engine.otp_counters
         self.flow_id = next(engine._flow_ids)
         self.username = username
         self.password = password

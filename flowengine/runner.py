@@ -242,6 +242,11 @@ class Runner:
         self._abort.set()
 
     @property
+    def waiting(self) -> int:
+        """Logins waiting for a connection slot at the engine's gate."""
+        return self._engine.gate.waiting if self._engine is not None else 0
+
+    @property
     def in_flight(self) -> int:
         """Flows started and not yet finished."""
         return self._in_flight
@@ -544,7 +549,7 @@ class Runner:
         live.start()
         try:
             while True:
-                waiting = self._engine.gate.waiting if self._engine is not None else 0
+                waiting = self.waiting
                 live.update(
                     self.stats.snapshot(series=False), in_flight=self._in_flight, waiting=waiting
                 )

@@ -65,7 +65,7 @@ def sibling_engine(engine: Engine, code_source: CodeSource | None = None, **chan
         clock=engine.clock,
         code_source=code_source,
     )
-    sibling._otp_counters = engine._otp_counters  # one account of used TOTP steps per user
+    sibling.otp_counters = engine.otp_counters  # one account of used TOTP steps per user
     sibling.ledger = engine.ledger
     return sibling
 
@@ -196,7 +196,7 @@ class JourneyRunner:
                 no_enroll_engine=no_enroll,
                 control=control,
                 code_source=code_source,
-                otp_counters=engine._otp_counters,
+                otp_counters=engine.otp_counters,
                 stop=self._stop,
                 step_timeout=self._step_timeout,
                 notify=self._notify,

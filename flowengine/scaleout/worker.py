@@ -110,12 +110,10 @@ class ShardWorker:
         runner = self.runner
         if runner is None:
             return {"snapshot": None, "in_flight": 0, "waiting": 0, "store_dir": None}
-        # Runner has no public accessor for its gate; read it the way Runner._tick does.
-        engine = runner._engine
         return {
             "snapshot": runner.stats.snapshot(series=False).to_dict(),
             "in_flight": runner.in_flight,
-            "waiting": engine.gate.waiting if engine is not None else 0,
+            "waiting": runner.waiting,
             "store_dir": self._local_dir,
         }
 
