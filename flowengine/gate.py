@@ -151,7 +151,14 @@ class Deadline:
             raise RuntimeError("a deadline is entered once")
         self._task = task
         self._cancelling = task.cancelling()
-        queue.add(self, loop)
+        # Queued behind the blocks of the same limit entered before it (inline: this runs
+        # for every request and every login).
+        queue.loop = loop
+        self.when = when = loop.time() + queue.limit
+        queue.entries.append(self)
+        queue.open += 1
+        if queue.handle is None:
+            queue.handle = loop.call_at(when, queue.expire)
         return self
 
     def __exit__(
@@ -162,7 +169,13 @@ class Deadline:
     ) -> None:
         task = self._task
         assert task is not None
-        self._queue.leave(self)
+        self._task = None  # marked: passed over by the timer
+        queue = self._queue
+        queue.open -= 1
+        if not queue.open:
+            queue.close()
+        elif len(queue.entries) > 2 * queue.open + 64:
+            queue.compact()
         if self.expired:
             # Ours was the cancellation (and no one else's since entry): a timeout.
             ours = task.uncancel() <= self._cancelling
@@ -173,40 +186,33 @@ class Deadline:
 class _DeadlineQueue:
     """The open blocks of one limit, in entry order, and the timer of the first one."""
 
-    __slots__ = ("_handle", "_owner", "entries", "limit", "loop", "open")
+    __slots__ = ("_owner", "entries", "handle", "limit", "loop", "open")
 
     def __init__(self, owner: Deadlines, limit: float) -> None:
         self._owner = owner
         self.limit = limit
         self.entries: deque[Deadline] = deque()
         self.open = 0
-        self._handle: asyncio.TimerHandle | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        """The timer, armed at the first open block's deadline."""
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop of the open blocks (a queue is dropped when none is open)."""
 
-    def add(self, entry: Deadline, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        entry.when = loop.time() + self.limit
-        self.entries.append(entry)
-        self.open += 1
-        if self._handle is None:
-            self._handle = loop.call_at(entry.when, self._expire)
+    def close(self) -> None:
+        """No block open any more: disarm and leave the owner."""
+        self.entries.clear()
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self._owner._drop(self)
 
-    def leave(self, entry: Deadline) -> None:
-        entry._task = None  # marked: passed over by the timer
-        self.open -= 1
-        entries = self.entries
-        if not self.open:
-            entries.clear()
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
-            self._owner._drop(self)
-        elif len(entries) > 2 * self.open + 64:
-            self.entries = deque(e for e in entries if e._task is not None)
+    def compact(self) -> None:
+        """Drop the left blocks (they are more than twice the open ones)."""
+        self.entries = deque(e for e in self.entries if e._task is not None)
 
-    def _expire(self) -> None:
-        self._handle = None
+    def expire(self) -> None:
+        """The timer: cancel the tasks of the blocks past their deadline, re-arm."""
+        self.handle = None
         loop = self.loop
         assert loop is not None
         now = loop.time()
@@ -216,7 +222,7 @@ class _DeadlineQueue:
             task = entry._task
             if task is not None:
                 if entry.when > now:
-                    self._handle = loop.call_at(entry.when, self._expire)
+                    self.handle = loop.call_at(entry.when, self.expire)
                     return
                 entry.expired = True
                 task.cancel()
