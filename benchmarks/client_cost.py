@@ -520,12 +520,18 @@ def client_main(args: argparse.Namespace) -> int:
     else:
         if kind == "engine+stats":
             main = run_engine(opts, record=True)
+        elif kind == "before":
+            # Another flowengine (e.g. `git archive <commit> flowengine | tar -x -C DIR`),
+            # found before the installed one: before/after in one run, on one emulator.
+            sys.path.insert(0, opts["before"])
+            main = run_engine(opts)
         else:
             runs = {"engine": run_engine, "api": run_api, "raw": run_raw}
             main = runs[kind](opts)
         result = _run_bounded(main, opts["max_seconds"], use_uvloop=loop == "uvloop")
     result["run"] = opts["run"]
     result["loop"] = loop
+    result["flowengine"] = str(Path(importlib.import_module("flowengine").__file__ or "").parent)
     result["process_seconds"] = time.perf_counter() - started
     print(_RESULT + json.dumps(result), flush=True)
     return 0
@@ -771,6 +777,7 @@ def _row(r: dict[str, Any], round_no: int) -> dict[str, Any]:
         if client_core is not None and seconds
         else None,
         "max_in_flight": r["max_in_flight"],
+        "flowengine": r.get("flowengine"),
         "gc_per_1000_flows": [round(n * 1000 / flows, 2) for n in r["gc_collections"]]
         if flows
         else None,
@@ -808,6 +815,7 @@ def summarise(rows: list[dict[str, Any]], runs: list[str]) -> dict[str, Any]:
         ("engine/uvloop", "uvloop"),
         ("engine/asyncio", "asyncio"),
         ("engine+stats/uvloop", "uvloop"),
+        ("before/uvloop", "uvloop"),
     ):
         for other, target in ((f"raw/{loop}", TARGET_FLOOR), ("locust/gevent", TARGET_LOCUST)):
             if engine in runs and other in runs:
@@ -817,6 +825,9 @@ def summarise(rows: list[dict[str, Any]], runs: list[str]) -> dict[str, Any]:
                     "target": target,
                     "met": value is not None and value <= target,
                 }
+    if "before/uvloop" in runs and "engine/uvloop" in runs:
+        value = _paired(rows, "engine/uvloop", "before/uvloop")
+        ratios["engine/uvloop / before/uvloop"] = {"ratio": value, "target": None, "met": None}
     return {"medians": medians, "ratios": ratios}
 
 
@@ -852,6 +863,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the top of each profile (the profiled figures are perturbed: measure without it)",
     )
     parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also measure 'before/uvloop': the engine of the flowengine package in DIR "
+        "(e.g. git archive COMMIT flowengine | tar -x -C DIR), beside the installed one",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=-10,
@@ -865,7 +882,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.flows, args.warmup, args.concurrency, args.rounds = 200, 50, 20, 1
         args.max_seconds = 30.0
     args.run_list = [r for r in args.runs.split(",") if r]
-    unknown = set(args.run_list) - set(RUNS) - set(EXTRA_RUNS)
+    if args.before:
+        args.run_list.append("before/uvloop")
+    unknown = set(args.run_list) - set(RUNS) - set(EXTRA_RUNS) - {"before/uvloop"}
     if args.role == "main" and unknown:
         parser.error(f"unknown runs {sorted(unknown)}: choose from {', '.join(RUNS)}")
     if min(args.flows, args.warmup, args.concurrency, args.rounds) < 1:
@@ -937,6 +956,7 @@ def main(argv: list[str] | None = None) -> int:
                     "max_seconds": args.max_seconds,
                     "py_spy": args.py_spy,
                     "nice": args.nice,
+                    "before": str(Path(args.before).resolve()) if args.before else None,
                 }
                 for round_no in range(1, args.rounds + 1):
                     # Rotate the order so that no client always runs first or last.
@@ -1009,8 +1029,11 @@ def _print_results(rows: list[dict[str, Any]], runs: list[str], summary: dict[st
     _common.print_table(headers, table)
     print()
     for name, r in summary["ratios"].items():
-        verdict = "met" if r["met"] else "NOT met"
         value = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        if r["target"] is None:
+            print(f"{name}: {value}")
+            continue
+        verdict = "met" if r["met"] else "NOT met"
         print(f"{name}: {value} (target <= {r['target']}): {verdict}")
     busy = [r["server_busy"] for r in rows if r["server_busy"] is not None]
     if busy and max(busy) > 0.9:
