@@ -225,7 +225,12 @@ async def _hold(opts: dict[str, Any]) -> dict[str, Any]:
 def client_main(opts: dict[str, Any]) -> int:
     """Entry point of one measurement (``--role client``): prints one RESULT line."""
     _common.pin(opts["cpus"][1])
+    if opts.get("before"):
+        sys.path.insert(0, opts["before"])  # another flowengine, found first
     result = _common.run_loop(_hold(opts), use_uvloop=opts["uvloop"])
+    import flowengine
+
+    result["flowengine"] = str(Path(flowengine.__file__ or "").parent)
     print(_RESULT + json.dumps(result), flush=True)
     return 0
 
@@ -343,7 +348,12 @@ def _check_ids(base: str) -> None:
 def measure(args: argparse.Namespace, cpus: list[int | None]) -> list[dict[str, Any]]:
     """Every (scenario, size, traced) run; users never repeat across runs."""
     rows: list[dict[str, Any]] = []
-    common = {"cpus": cpus, "uvloop": not args.no_uvloop, "max_seconds": args.max_seconds}
+    common = {
+        "cpus": cpus,
+        "uvloop": not args.no_uvloop,
+        "max_seconds": args.max_seconds,
+        "before": str(Path(args.before).resolve()) if args.before else None,
+    }
     with tempfile.TemporaryDirectory(prefix="memory-") as tmp:
         for scenario in args.scenario_list:
             tenant = None
@@ -444,6 +454,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-seconds", type=float, default=120.0, help="bound on holding one size in flight"
     )
     parser.add_argument("--no-uvloop", action="store_true", help="asyncio's loop in the client")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="measure the flowengine package in DIR instead of the installed one "
+        "(e.g. git archive COMMIT flowengine | tar -x -C DIR)",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny run for the test suite")
     args = parser.parse_args(argv)
@@ -477,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         queued="a server that never answers: 100 logins on the wire, the rest at the gate",
         parked="the emulator, push never answered: every login sleeps between two polls",
         sizes=args.size_list,
+        flowengine=args.before or "installed",
         measured="growth of the Python heap (tracemalloc, 1 frame) and of RSS (another "
         "process, no tracemalloc) from just before the logins start to all held, / N",
     )
