@@ -26,10 +26,10 @@ The emulator's CPU over the same window shows whether it set the pace (busy ~100
 
 Usage::
 
-    python benchmarks/client_cost.py                          # 3 rounds, ~4 min
+    python benchmarks/client_cost.py                          # 3 rounds, ~2 min
     python benchmarks/client_cost.py --rounds 5 --json out.json
     python benchmarks/client_cost.py --runs engine/uvloop,raw/uvloop --rounds 1
-    python benchmarks/client_cost.py --quick --json /tmp/cost.json   # a few seconds (tests)
+    python benchmarks/client_cost.py --quick --json /tmp/cost.json   # ~20 s (tests)
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ per user, not per login in flight).
 
 Usage::
 
-    python benchmarks/memory.py                       # both scenarios, 1,000 and 10,000
+    python benchmarks/memory.py                       # both scenarios, 1,000 and 10,000, ~70 s
     python benchmarks/memory.py --sizes 1000,10000,20000 --json out.json
-    python benchmarks/memory.py --quick --json /tmp/memory.json   # a few seconds (tests)
+    python benchmarks/memory.py --quick --json /tmp/memory.json   # ~30 s (tests)
 """
 
 from __future__ import annotations
