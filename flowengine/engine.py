@@ -402,8 +402,9 @@ class _Login:
         self.holding = False
         self.waited = 0.0
         self.mark = 0.0
-        self.mark_waited = 0.0
         """When the last step (or the queue) ended: where the next step starts."""
+        self.mark_waited = 0.0
+        """:attr:`waited` at :attr:`mark`: waits since then are not the next step's time."""
         self.state = INITIAL_STATE
         self.outcome = FAILED
         self.error: str | None = None

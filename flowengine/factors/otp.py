@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import functools
-import hmac
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import attrs
+import pyotp
 
-from flowengine.credentials import UserCredentials
 from flowengine.errors import FactorError
 from flowengine.factors.base import (
     FactorContext,
@@ -28,38 +26,14 @@ TOTP_PERIOD = 30
 
 
 @functools.lru_cache(maxsize=16384)
-def _totp_key(secret: str) -> bytes:
-    """The key bytes of a base32 secret (any case, padding optional), decoded once."""
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
-    if len(key) < 14:
-        raise ValueError("an OTP secret must have at least 112 bits (RFC 4226 §4)")
-    return key
+def _totp(secret: str) -> pyotp.TOTP:
+    """pyotp's TOTP for ``secret`` (SHA1, 6 digits, 30 s), built once per secret."""
+    return pyotp.TOTP(secret, digits=6, interval=TOTP_PERIOD)
 
 
 def totp_code(secret: str, at: float) -> str:
-    """The 6-digit TOTP code of ``secret`` at epoch time ``at``.
-
-    The same codes as ``pyotp.TOTP(secret).at(at)``, computed directly (HOTP of
-    ``int(at) // 30``, RFC 4226 §5.3): pyotp decodes the secret and goes through
-    ``datetime`` on every call, ~6 µs against ~1 µs here.
-    """
-    counter = int(at) // TOTP_PERIOD
-    digest = hmac.digest(_totp_key(secret), counter.to_bytes(8, "big"), "sha1")
-    offset = digest[-1] & 0x0F
-    value = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
-
-
-_CREDENTIAL_FIELDS: Final = tuple(
-    (field.name, field.alias or field.name) for field in attrs.fields(UserCredentials) if field.init
-)
-
-
-def _with_otp_step(record: UserCredentials, step: int) -> UserCredentials:
-    """``attrs.evolve(record, last_otp_step=step)`` with the field list read once."""
-    values = {alias: getattr(record, name) for name, alias in _CREDENTIAL_FIELDS}
-    values["last_otp_step"] = step
-    return UserCredentials(**values)
+    """The 6-digit TOTP code of ``secret`` at epoch time ``at`` (pyotp, RFC 6238)."""
+    return str(_totp(secret).at(int(at)))
 
 
 @register
@@ -131,5 +105,5 @@ class OtpFactor(FactorStrategy):
             step = int(now // TOTP_PERIOD)
         ctx.otp_counters[ctx.username] = step
         if ctx.config.remember_otp_steps:
-            ctx.save(_with_otp_step(ctx.credentials, step))
+            ctx.save(attrs.evolve(ctx.credentials, last_otp_step=step))
         return await ctx.api.otp_grant(ctx.mfa_token, totp_code(secret, now))
