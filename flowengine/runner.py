@@ -585,7 +585,11 @@ class Runner:
             ),
             "load": load,
             "users": scenario.users.count,
-            "factors": dict(scenario.factors.weights),
+            # A list, not {factor: weight}: "otp" is also a secret field name, which the
+            # reports' masking would hide.
+            "factors": [
+                {"factor": name, "weight": weight} for name, weight in scenario.factors.weights
+            ],
             "enrollment": scenario.enrollment,
             "journeys": [journey.name for journey in scenario.journeys],
             "enrolled_in_run": self._enrolled,

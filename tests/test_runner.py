@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,18 @@ def test_users_override_is_refused_for_open_runs(tmp_path: Path) -> None:
     loaded = scenario(tmp_path, load={"model": "open", "rate": 5, "duration": "1s"})
     with pytest.raises(ValueError, match="--users sets closed-model concurrency"):
         apply_overrides(loaded, RunOverrides(users=5))
+
+
+async def test_report_meta_lists_the_factor_mix_unmasked(tmp_path: Path) -> None:
+    """The factor mix reaches the report as written ("otp" is also a secret field name)."""
+    loaded = scenario(
+        tmp_path,
+        factors={"otp": 2, "email": 1},
+        load={"model": "closed", "users": 2, "iterations": 2},
+    )
+    result = await Runner(loaded, report_dir=tmp_path / "report").run()
+    report = json.loads(result.reports["json"].read_text())
+    assert report["meta"]["factors"] == [
+        {"factor": "otp", "weight": 2.0},
+        {"factor": "email", "weight": 1.0},
+    ]
