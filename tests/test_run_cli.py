@@ -181,7 +181,9 @@ def _emulator_user(url: str, username: str) -> dict[str, Any]:
     return body
 
 
-def _killed_run(url: str, tmp_path: Path, factor: str, after: str) -> set[str]:
+def _killed_run(
+    url: str, tmp_path: Path, factor: str, after: str, seen: list[str] | None = None
+) -> set[str]:
     """Run until ``after`` steps completed for 30 users, SIGKILL it; the users seen."""
     scenario = write(
         tmp_path / f"{factor}.yaml",
@@ -216,6 +218,8 @@ def _killed_run(url: str, tmp_path: Path, factor: str, after: str) -> set[str]:
             line = process.stderr.readline()
             if not line:
                 break
+            if seen is not None:
+                seen.append(line)
             match = re.search(rf"login\.step .*outcome=ok step={re.escape(after)} user=(\S+)", line)
             if match:
                 done.add(match.group(1))
@@ -236,11 +240,14 @@ def test_sigkill_loses_no_learned_credential(emulator: str, tmp_path: Path) -> N
                 a.get("secret") for a in _emulator_user(emulator, username)["authenticators"]
             }
             assert record is not None and record.otp_secret in secrets, username
-    rotated = _killed_run(emulator, tmp_path, "recovery-code", "grant:mfa-recovery-code")
+    lines: list[str] = []
+    rotated = _killed_run(emulator, tmp_path, "recovery-code", "grant:mfa-recovery-code", lines)
     with SQLiteCredentials(tmp_path / "creds.db") as store:
         for username in rotated:
             record = store.get(username)
             assert record is not None
+            # On a mismatch, say what the killed run did for that user (no secret is logged).
+            history = "".join(line for line in lines if f"user={username}" in line)
             assert record.recovery_code == _emulator_user(emulator, username)["recovery_code"], (
-                username
+                f"{username}:\n{history}"
             )
