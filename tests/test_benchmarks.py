@@ -10,25 +10,30 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.slow
-def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
-    """emulator_rps.py --quick exits 0 and reports positive figures for every run."""
-    out = tmp_path / "emulator_rps.json"
+def quick_run(script: str, out: Path) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run ``benchmarks/SCRIPT --quick --json OUT``; its process (exit 0) and its JSON."""
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "emulator_rps.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=110,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    data = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_emulator_rps_quick_run_writes_its_json(tmp_path: Path) -> None:
+    """emulator_rps.py --quick exits 0 and reports positive figures for every run."""
+    _, data = quick_run("emulator_rps.py", tmp_path / "emulator_rps.json")
     assert {"setup", "results", "rounds", "summary"} <= data.keys()
     pairs = {(r["scenario"], r["target"]) for r in data["results"]}
     expected = {(s, t) for s in ("password", "flow") for t in ("emulator", "bare")}
@@ -52,16 +57,7 @@ def test_scaling_quick_run_writes_its_json(tmp_path: Path) -> None:
     pytest.importorskip(
         "ray", reason="scaling.py compares Ray workers: pip install 'flowengine[ray]'"
     )
-    out = tmp_path / "scaling.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scaling.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    data = json.loads(out.read_text())
+    _, data = quick_run("scaling.py", tmp_path / "scaling.json")
     assert {"setup", "single", "rounds", "summary"} <= data.keys()
     assert [row["concurrency"] for row in data["single"]] == [10, 40]
     for pair in data["rounds"]:
@@ -76,16 +72,7 @@ def test_scaling_quick_run_writes_its_json(tmp_path: Path) -> None:
 def test_client_cost_quick_run_writes_its_json(tmp_path: Path) -> None:
     """client_cost.py --quick exits 0 and reports positive CPU and rates for every client;
     without Locust it says so and still measures the engine and the raw loop."""
-    out = tmp_path / "client_cost.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "client_cost.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    data = json.loads(out.read_text())
+    done, data = quick_run("client_cost.py", tmp_path / "client_cost.json")
     assert {"setup", "rounds", "summary"} <= data.keys()
     runs = {row["run"] for row in data["rounds"]}
     assert {"engine/uvloop", "engine/asyncio", "raw/uvloop", "raw/asyncio"} <= runs
@@ -106,16 +93,7 @@ def test_client_cost_quick_run_writes_its_json(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_memory_quick_run_writes_its_json(tmp_path: Path) -> None:
     """memory.py --quick exits 0 and reports the heap each held login adds, both ways."""
-    out = tmp_path / "memory.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "memory.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    data = json.loads(out.read_text())
+    _, data = quick_run("memory.py", tmp_path / "memory.json")
     assert {"setup", "runs", "summary", "verdicts"} <= data.keys()
     assert {(s["scenario"], s["flows"]) for s in data["summary"]} == {
         (scenario, size) for scenario in ("queued", "parked") for size in (150, 300)
