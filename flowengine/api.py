@@ -322,6 +322,7 @@ class AuthClient:
                 f"{endpoint}: {type(exc).__name__}: {exc}",
                 endpoint=endpoint,
                 sent=not isinstance(exc, aiohttp.ClientConnectorError),
+                lasting=isinstance(exc, aiohttp.ClientConnectorCertificateError),
             ) from exc
 
     @staticmethod

@@ -82,10 +82,18 @@ class TransportError(ApiError, ConnectionError):
     """The request got no HTTP answer (refused, reset, DNS, TLS)."""
 
     def __init__(
-        self, message: str, *, endpoint: str, status: int | None = None, sent: bool = True
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        sent: bool = True,
+        lasting: bool = False,
     ) -> None:
         self.sent = sent
         """False when the connection failed before the request left (nothing was processed)."""
+        self.lasting = lasting
+        """True when trying again cannot help (a certificate that does not verify)."""
         super().__init__(message, endpoint=endpoint, status=status)
 
 

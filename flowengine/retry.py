@@ -123,8 +123,8 @@ class RetryingApi:
                 reply = await call(*args, **kwargs)
             except _TRANSIENT as exc:
                 repeatable = safe and policy.server_errors
-                if isinstance(exc, TransportError) and not exc.sent:
-                    repeatable = True
+                if isinstance(exc, TransportError):
+                    repeatable = (repeatable or not exc.sent) and not exc.lasting
                 if not repeatable or not scope.retry_allowed():
                     raise
                 delay = policy.backoff(attempt, self._rng)

@@ -47,6 +47,17 @@ async def test_an_unknown_certificate_is_refused(tls_emulator: tuple[str, Path])
     assert await _login(tls_emulator[0], None) == "transport_error"
 
 
+async def test_an_unverified_certificate_is_not_retried(tls_emulator: tuple[str, Path]) -> None:
+    """Trying again cannot make a certificate verify: the login fails without retries."""
+    async with Engine(
+        domain=tls_emulator[0], client_id="flowengine", client_secret="flowengine-secret"
+    ) as engine:
+        result = await engine.login("user1@example.test", "Passw0rd!1", factor="otp")
+    assert result.error == "transport_error"
+    assert result.retries == ()
+    assert "retry_wait" not in [step.step for step in result.path]
+
+
 async def test_a_ca_bundle_makes_it_trusted(tls_emulator: tuple[str, Path]) -> None:
     """With the CA bundle, the same login succeeds."""
     assert await _login(*tls_emulator) == "success"
